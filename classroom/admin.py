@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from audit.admin import AuditedModelAdmin
+from classroom import models, services
+
+
+@admin.register(models.Organisation)
+class OrganisationAdmin(AuditedModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(models.User)
+class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
+    list_display = ["username", "first_name", "last_name", "email", "role", "organisation", "is_active", "last_login"]
+    list_filter = ["role", "organisation", "is_active", "is_staff", "is_superuser"]
+    list_select_related = ["organisation"]
+    search_fields = ["username", "first_name", "last_name", "email"]
+    fieldsets = (*DjangoUserAdmin.fieldsets, ("School", {"fields": ["organisation", "role"]}))
+    add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("School", {"fields": ["organisation", "role"]}))
+
+
+class TeacherAssignmentInline(admin.TabularInline):
+    model = models.TeacherAssignment
+    extra = 0
+    autocomplete_fields = ["teacher"]
+
+
+class EnrollmentInline(admin.TabularInline):
+    model = models.Enrollment
+    extra = 0
+    autocomplete_fields = ["student"]
+
+
+@admin.register(models.SchoolClass)
+class SchoolClassAdmin(AuditedModelAdmin):
+    list_display = ["name", "subject", "organisation", "platform_id", "is_active"]
+    list_filter = ["organisation", "is_active", "subject"]
+    list_select_related = ["organisation"]
+    search_fields = ["name", "platform_id"]
+    inlines = [TeacherAssignmentInline, EnrollmentInline]
+
+
+@admin.register(models.Student)
+class StudentAdmin(AuditedModelAdmin):
+    list_display = ["last_name", "first_name", "platform_id", "organisation", "email"]
+    list_filter = ["organisation"]
+    list_select_related = ["organisation"]
+    search_fields = ["first_name", "last_name", "platform_id", "email"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(models.Enrollment)
+class EnrollmentAdmin(AuditedModelAdmin):
+    list_display = ["student", "school_class", "status", "enrolled_on"]
+    list_filter = ["status", "school_class__organisation", "school_class"]
+    list_select_related = ["student", "school_class"]
+    search_fields = ["student__first_name", "student__last_name", "school_class__name"]
+    autocomplete_fields = ["student", "school_class"]
+
+
+@admin.register(models.TeacherAssignment)
+class TeacherAssignmentAdmin(AuditedModelAdmin):
+    list_display = ["teacher", "school_class", "role"]
+    list_filter = ["role", "school_class__organisation"]
+    list_select_related = ["teacher", "school_class"]
+    search_fields = ["teacher__username", "teacher__last_name", "school_class__name"]
+    autocomplete_fields = ["teacher", "school_class"]
+
+
+class MirrorAdmin(admin.ModelAdmin):
+    """Mirrors are the platform's data: readable here, written only by syncs and the demo seed."""
+
+    list_select_related = ["student"]
+    search_fields = ["student__first_name", "student__last_name", "student__platform_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(models.DailyPerformance)
+class DailyPerformanceAdmin(MirrorAdmin):
+    list_display = ["student", "date", "study_minutes", "mastery", "confidence", "checked_in", "synced_at"]
+    list_filter = ["checked_in", "date", "student__organisation"]
+    date_hierarchy = "date"
+
+
+@admin.register(models.StudyPlanProgress)
+class StudyPlanProgressAdmin(MirrorAdmin):
+    list_display = ["student", "title", "due_on", "completed_on", "synced_at"]
+    list_filter = ["due_on", "student__organisation"]
+
+
+@admin.register(models.Assignment)
+class AssignmentAdmin(MirrorAdmin):
+    list_display = ["student", "title", "school_class", "due_at", "submitted_at", "synced_at"]
+    list_filter = ["school_class", "due_at"]
+    list_select_related = ["student", "school_class"]
+
+
+@admin.register(models.DispatchLog)
+class DispatchLogAdmin(MirrorAdmin):
+    list_display = ["student", "kind", "status", "attempt", "response_code", "attempted_at", "idempotency_key"]
+    list_filter = ["status", "kind", "attempted_at"]
+    search_fields = [*MirrorAdmin.search_fields, "idempotency_key"]
+
+
+@admin.register(models.StudentSyncState)
+class StudentSyncStateAdmin(MirrorAdmin):
+    list_display = ["student", "last_synced_at", "last_attempted_at", "last_status"]
+    list_filter = ["last_status", "student__organisation"]
+
+
+@admin.register(models.Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts change state only through their services, so the admin offers those as actions."""
+
+    list_display = ["student", "kind", "state", "summary", "opened_at", "acknowledged_by", "resolved_at"]
+    list_filter = ["state", "kind", "organisation", "opened_at"]
+    list_select_related = ["student", "acknowledged_by"]
+    search_fields = ["student__first_name", "student__last_name", "summary"]
+    readonly_fields = [f.name for f in models.Alert._meta.fields]
+    actions = ["acknowledge", "resolve"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(description="Acknowledge the selected open alerts")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[models.Alert]) -> None:
+        done = 0
+        for alert in queryset.filter(state=models.Alert.State.OPEN):
+            services.alert_acknowledge(alert=alert, by=request.user)
+            done += 1
+        self.message_user(request, f"Acknowledged {done} alert(s).")
+
+    @admin.action(description="Resolve the selected alerts")
+    def resolve(self, request: HttpRequest, queryset: QuerySet[models.Alert]) -> None:
+        done = 0
+        for alert in queryset.exclude(state=models.Alert.State.RESOLVED):
+            services.alert_resolve(alert=alert, by=request.user, note="resolved in the Django admin")
+            done += 1
+        self.message_user(request, f"Resolved {done} alert(s).")

@@ -1,0 +1,350 @@
+"""People, classes and the platform mirrors the dashboard reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+class Organisation(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    alert_thresholds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Overrides of settings.ALERT_THRESHOLDS for this organisation, e.g. {\"stalled_window_days\": 21}.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def thresholds(self) -> dict[str, Any]:
+        """The alert thresholds in force: the settings' defaults with this organisation's overrides."""
+        return {**settings.ALERT_THRESHOLDS, **(self.alert_thresholds or {})}
+
+    def clean(self) -> None:
+        defaults = settings.ALERT_THRESHOLDS
+        if not isinstance(self.alert_thresholds, dict):
+            raise ValidationError({"alert_thresholds": "must be an object of threshold names to numbers"})
+        errors = []
+        for key, value in self.alert_thresholds.items():
+            if key not in defaults:
+                errors.append(f"unknown threshold {key!r}; known: {', '.join(sorted(defaults))}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                errors.append(f"{key} must be a number of zero or more; got {value!r}")
+        if errors:
+            raise ValidationError({"alert_thresholds": errors})
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        TEACHER = "teacher", "Teacher"
+        ORG_ADMIN = "org_admin", "Organisation admin"
+        COMPLIANCE = "compliance", "Compliance"
+        LEARNER = "learner", "Learner"
+
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.TEACHER)
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
+
+    @property
+    def is_staff_member(self) -> bool:
+        """Teachers, org admins and compliance staff use the console; learners use the API."""
+        return self.is_superuser or self.role != self.Role.LEARNER
+
+    @property
+    def can_act_on_alerts(self) -> bool:
+        return self.is_superuser or self.role in (self.Role.TEACHER, self.Role.ORG_ADMIN)
+
+
+class SchoolClass(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="classes")
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=100, blank=True)
+    platform_id = models.CharField(max_length=64, help_text="The class's id on the learning platform.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    teachers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="TeacherAssignment", related_name="teaching_classes"
+    )
+    students = models.ManyToManyField("Student", through="Enrollment", related_name="classes")
+
+    class Meta:
+        verbose_name = "class"
+        verbose_name_plural = "classes"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "platform_id"], name="class_platform_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Student(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="students")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    email = models.EmailField(blank=True)
+    platform_id = models.CharField(max_length=64, help_text="The learner's id on the learning platform.")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="student_profile",
+        help_text="The learner's own login, if they have one.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "platform_id"], name="student_platform_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Enrollment(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="enrollments")
+    school_class = models.ForeignKey(SchoolClass, on_delete=models.CASCADE, related_name="enrollments")
+    enrolled_on = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["student", "school_class"], name="enrollment_unique"),
+        ]
+        indexes = [models.Index(fields=["school_class", "status"], name="enrollment_class_status")]
+
+    def __str__(self) -> str:
+        return f"{self.student} in {self.school_class}"
+
+
+class TeacherAssignment(models.Model):
+    class Role(models.TextChoices):
+        LEAD = "lead", "Lead teacher"
+        CO_TEACHER = "co_teacher", "Co-teacher"
+
+    teacher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="teacher_assignments"
+    )
+    school_class = models.ForeignKey(SchoolClass, on_delete=models.CASCADE, related_name="teacher_assignments")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.LEAD)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["teacher", "school_class"], name="teacher_assignment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.teacher} teaches {self.school_class}"
+
+    def clean(self) -> None:
+        teacher, school_class = self.teacher, self.school_class
+        if teacher.organisation_id != school_class.organisation_id:
+            raise ValidationError({"teacher": "the teacher belongs to another organisation than the class"})
+
+
+# Platform mirrors: copies of the learning platform's data, written by the demo seed and by syncs.
+
+
+class DailyPerformance(models.Model):
+    """One learner-day on the platform. A day with no row is a day with no data."""
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="daily_performance")
+    date = models.DateField()
+    study_minutes = models.PositiveIntegerField(default=0)
+    mastery = models.FloatField(null=True, blank=True, help_text="0 to 1; empty when nothing was assessed.")
+    confidence = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Self-reported at check-in, 1 (low) to 5 (high)."
+    )
+    checked_in = models.BooleanField(default=False)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "daily performance"
+        ordering = ["student", "-date"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "date"], name="daily_performance_unique"),
+            models.CheckConstraint(
+                condition=Q(mastery__isnull=True) | Q(mastery__gte=0, mastery__lte=1), name="mastery_0_to_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=5),
+                name="confidence_1_to_5",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} on {self.date}"
+
+
+class StudyPlanProgress(models.Model):
+    """A study-plan milestone as the platform tracks it."""
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="plan_progress")
+    platform_id = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    due_on = models.DateField()
+    completed_on = models.DateField(null=True, blank=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "study plan progress"
+        ordering = ["student", "due_on"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "platform_id"], name="plan_progress_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.student})"
+
+
+class Assignment(models.Model):
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="assignments")
+    school_class = models.ForeignKey(
+        SchoolClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="assignments"
+    )
+    platform_id = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    due_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["student", "due_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "platform_id"], name="assignment_unique"),
+        ]
+        indexes = [models.Index(fields=["student", "submitted_at", "due_at"], name="assignment_open_due")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.student})"
+
+
+class DispatchLog(models.Model):
+    """One attempt to send something (an assignment, a nudge) to the platform."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="dispatches")
+    kind = models.CharField(max_length=32)
+    idempotency_key = models.CharField(max_length=128, db_index=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-attempted_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key", "attempt"], name="dispatch_attempt_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.student} ({self.status})"
+
+
+class StudentSyncState(models.Model):
+    """When the platform mirrors of one student were last refreshed."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    student = models.OneToOneField(Student, on_delete=models.CASCADE, primary_key=True, related_name="sync_state")
+    last_synced_at = models.DateTimeField(null=True, blank=True, help_text="Last successful sync.")
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"sync state of {self.student}"
+
+
+class Alert(models.Model):
+    """A risk signal on one student, with the numbers that raised it.
+
+    At most one alert of each kind is active (open or acknowledged) per student; the recompute
+    service opens, refreshes and auto-resolves them, teachers acknowledge and resolve them.
+    """
+
+    class Kind(models.TextChoices):
+        OVERDUE_ASSIGNMENTS = "overdue_assignments", "Overdue assignments"
+        STALLED_MASTERY = "stalled_mastery", "Stalled mastery"
+        LOW_CONFIDENCE_STREAK = "low_confidence_streak", "Low-confidence streak"
+        EXPIRING_DRAFT = "expiring_draft", "Expiring drafts"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="alerts")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    severity = models.PositiveIntegerField(default=0, help_text="Higher is worse; orders the dashboard cards.")
+    summary = models.CharField(max_length=255)
+    metrics = models.JSONField(default=dict, help_text="The numbers that triggered the alert.")
+    opened_at = models.DateTimeField()
+    last_evaluated_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-severity", "-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "kind"], condition=~Q(state="resolved"), name="one_active_alert_per_kind"
+            ),
+        ]
+        indexes = [models.Index(fields=["organisation", "state", "kind"], name="alert_org_state_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.student}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state != self.State.RESOLVED
+
+    @property
+    def resolved_automatically(self) -> bool:
+        return self.state == self.State.RESOLVED and self.resolved_by_id is None

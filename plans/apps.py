@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class PlansConfig(AppConfig):
+    """Study plans, plan versions, drafts, validation, diff, publish and approval (issue 5)."""
+
+    name = "plans"
+    verbose_name = "Study plans"

@@ -1,0 +1,24 @@
+"""Recurring jobs, declared in code and installed by `python manage.py install_schedules`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RecurringJob:
+    name: str
+    func: str
+    cron: str
+    description: str
+
+
+RECURRING_JOBS: tuple[RecurringJob, ...] = (
+    RecurringJob("heartbeat", "tutor.tasks.heartbeat", "* * * * *", "worker liveness for /healthz"),
+    RecurringJob(
+        "recompute-alerts",
+        "classroom.tasks.recompute_all_alerts",
+        "17 * * * *",
+        "re-evaluate risk alerts over the mirrors, hourly",
+    ),
+)

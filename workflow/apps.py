@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class WorkflowConfig(AppConfig):
+    """The 17-step Teacher Activation Workflow and /api/workflow/* (issue 6)."""
+
+    name = "workflow"
+    verbose_name = "Teacher Activation Workflow"
