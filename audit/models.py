@@ -39,7 +39,9 @@ class ActivityEvent(models.Model):
         related_name="+",
     )
     actor_name = models.CharField(max_length=150, help_text="Username, or system:<component> for automation.")
-    verb = models.CharField(max_length=80, db_index=True, help_text="Dotted action name, e.g. alert.acknowledged.")
+    verb = models.CharField(
+        max_length=80, db_index=True, help_text="Dotted action name, e.g. alert.acknowledged."
+    )
     target_type = models.CharField(max_length=80, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     student_id = models.BigIntegerField(null=True, blank=True, db_index=True)
@@ -58,4 +60,5 @@ class ActivityEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_name} {self.verb} {self.target_type}:{self.target_id}"
+        target = f"{self.target_type}:{self.target_id}"
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_name} {self.verb} {target}"

@@ -18,7 +18,16 @@ class OrganisationAdmin(AuditedModelAdmin):
 
 @admin.register(models.User)
 class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
-    list_display = ["username", "first_name", "last_name", "email", "role", "organisation", "is_active", "last_login"]
+    list_display = [
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "role",
+        "organisation",
+        "is_active",
+        "last_login",
+    ]
     list_filter = ["role", "organisation", "is_active", "is_staff", "is_superuser"]
     list_select_related = ["organisation"]
     search_fields = ["username", "first_name", "last_name", "email"]
@@ -113,7 +122,15 @@ class AssignmentAdmin(MirrorAdmin):
 
 @admin.register(models.DispatchLog)
 class DispatchLogAdmin(MirrorAdmin):
-    list_display = ["student", "kind", "status", "attempt", "response_code", "attempted_at", "idempotency_key"]
+    list_display = [
+        "student",
+        "kind",
+        "status",
+        "attempt",
+        "response_code",
+        "attempted_at",
+        "idempotency_key",
+    ]
     list_filter = ["status", "kind", "attempted_at"]
     search_fields = [*MirrorAdmin.search_fields, "idempotency_key"]
 

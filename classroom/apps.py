@@ -22,4 +22,6 @@ class ClassroomConfig(AppConfig):
             models.TeacherAssignment,
             models.Alert,
         ):
-            auditlog.register(model, exclude_fields=["password", "last_login"] if model is models.User else None)
+            auditlog.register(
+                model, exclude_fields=["password", "last_login"] if model is models.User else None
+            )

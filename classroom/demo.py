@@ -161,7 +161,9 @@ def _students(
     )
     by_platform_id = {
         s.platform_id: s
-        for s in Student.objects.filter(organisation=organisation, platform_id__in=[w.platform_id for w in wanted])
+        for s in Student.objects.filter(
+            organisation=organisation, platform_id__in=[w.platform_id for w in wanted]
+        )
     }
     students = [by_platform_id[w.platform_id] for w in wanted]
     for s in students:
@@ -169,7 +171,11 @@ def _students(
     Student.objects.bulk_update(students, ["email"], batch_size=BATCH)
     Enrollment.objects.bulk_create(
         [
-            Enrollment(student=s, school_class=school_class, enrolled_on=(now - timedelta(days=HISTORY_DAYS + 14)).date())
+            Enrollment(
+                student=s,
+                school_class=school_class,
+                enrolled_on=(now - timedelta(days=HISTORY_DAYS + 14)).date(),
+            )
             for s in students
         ],
         batch_size=BATCH,
@@ -205,17 +211,36 @@ def _history(
                 last_status=StudentSyncState.Status.OK if synced_at else "",
             )
         )
-    _upsert(DailyPerformance, performance, ["student", "date"], ["study_minutes", "mastery", "confidence", "checked_in", "synced_at"])
-    _upsert(Assignment, assignments, ["student", "platform_id"], ["school_class", "title", "due_at", "submitted_at", "synced_at"])
-    _upsert(StudyPlanProgress, milestones, ["student", "platform_id"], ["title", "due_on", "completed_on", "synced_at"])
-    _upsert(StudentSyncState, sync_states, ["student"], ["last_synced_at", "last_attempted_at", "last_status"])
+    _upsert(
+        DailyPerformance,
+        performance,
+        ["student", "date"],
+        ["study_minutes", "mastery", "confidence", "checked_in", "synced_at"],
+    )
+    _upsert(
+        Assignment,
+        assignments,
+        ["student", "platform_id"],
+        ["school_class", "title", "due_at", "submitted_at", "synced_at"],
+    )
+    _upsert(
+        StudyPlanProgress,
+        milestones,
+        ["student", "platform_id"],
+        ["title", "due_on", "completed_on", "synced_at"],
+    )
+    _upsert(
+        StudentSyncState, sync_states, ["student"], ["last_synced_at", "last_attempted_at", "last_status"]
+    )
     result.performance_rows += len(performance)
     result.assignments += len(assignments)
     result.milestones += len(milestones)
 
 
 def _upsert(model: type, rows: list, unique: list[str], update: list[str]) -> None:
-    model.objects.bulk_create(rows, batch_size=BATCH, update_conflicts=True, unique_fields=unique, update_fields=update)
+    model.objects.bulk_create(
+        rows, batch_size=BATCH, update_conflicts=True, unique_fields=unique, update_fields=update
+    )
 
 
 def _synced_at(profile: str, now: datetime, rng: random.Random) -> datetime | None:
@@ -226,7 +251,9 @@ def _synced_at(profile: str, now: datetime, rng: random.Random) -> datetime | No
     return now - timedelta(minutes=rng.randint(20, 6 * 60))
 
 
-def _days(student: Student, profile: str, today: date, synced_at: datetime, rng: random.Random) -> list[DailyPerformance]:
+def _days(
+    student: Student, profile: str, today: date, synced_at: datetime, rng: random.Random
+) -> list[DailyPerformance]:
     if profile == "no_data":
         return []
     rows = []
@@ -296,7 +323,9 @@ def _assignments(
     return rows
 
 
-def _milestones(student: Student, today: date, synced_at: datetime, spec: dict[str, Any]) -> list[StudyPlanProgress]:
+def _milestones(
+    student: Student, today: date, synced_at: datetime, spec: dict[str, Any]
+) -> list[StudyPlanProgress]:
     titles = spec["milestone_titles"]
     offsets = (-35, -14, 5, 26, 47)
     return [

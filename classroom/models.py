@@ -17,7 +17,7 @@ class Organisation(models.Model):
     alert_thresholds = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Overrides of settings.ALERT_THRESHOLDS for this organisation, e.g. {\"stalled_window_days\": 21}.",
+        help_text='Overrides of settings.ALERT_THRESHOLDS, e.g. {"stalled_window_days": 21}.',
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -114,7 +114,9 @@ class Student(models.Model):
     class Meta:
         ordering = ["last_name", "first_name"]
         constraints = [
-            models.UniqueConstraint(fields=["organisation", "platform_id"], name="student_platform_id_unique"),
+            models.UniqueConstraint(
+                fields=["organisation", "platform_id"], name="student_platform_id_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -153,7 +155,9 @@ class TeacherAssignment(models.Model):
     teacher = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="teacher_assignments"
     )
-    school_class = models.ForeignKey(SchoolClass, on_delete=models.CASCADE, related_name="teacher_assignments")
+    school_class = models.ForeignKey(
+        SchoolClass, on_delete=models.CASCADE, related_name="teacher_assignments"
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.LEAD)
 
     class Meta:
@@ -282,7 +286,9 @@ class StudentSyncState(models.Model):
         OK = "ok", "OK"
         FAILED = "failed", "Failed"
 
-    student = models.OneToOneField(Student, on_delete=models.CASCADE, primary_key=True, related_name="sync_state")
+    student = models.OneToOneField(
+        Student, on_delete=models.CASCADE, primary_key=True, related_name="sync_state"
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True, help_text="Last successful sync.")
     last_attempted_at = models.DateTimeField(null=True, blank=True)
     last_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
@@ -314,7 +320,9 @@ class Alert(models.Model):
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
-    severity = models.PositiveIntegerField(default=0, help_text="Higher is worse; orders the dashboard cards.")
+    severity = models.PositiveIntegerField(
+        default=0, help_text="Higher is worse; orders the dashboard cards."
+    )
     summary = models.CharField(max_length=255)
     metrics = models.JSONField(default=dict, help_text="The numbers that triggered the alert.")
     opened_at = models.DateTimeField()

@@ -40,7 +40,9 @@ def overdue_assignments(
 ) -> Finding | None:
     """Unsubmitted assignments more than the grace period past their due time."""
     cutoff = now - timedelta(hours=thresholds["overdue_grace_hours"])
-    overdue = sorted((a for a in assignments if a.submitted_at is None and a.due_at <= cutoff), key=lambda a: a.due_at)
+    overdue = sorted(
+        (a for a in assignments if a.submitted_at is None and a.due_at <= cutoff), key=lambda a: a.due_at
+    )
     if not overdue or len(overdue) < thresholds["overdue_min_count"]:
         return None
     oldest_days = (now - overdue[0].due_at).days
@@ -61,7 +63,9 @@ def stalled_mastery(days: Sequence[DayFact], *, today: date, thresholds: dict[st
     """Mastery gained less than the minimum over the window, given enough measured days to judge."""
     window_days = thresholds["stalled_window_days"]
     start = today - timedelta(days=window_days - 1)
-    measured = sorted((d for d in days if start <= d.date <= today and d.mastery is not None), key=lambda d: d.date)
+    measured = sorted(
+        (d for d in days if start <= d.date <= today and d.mastery is not None), key=lambda d: d.date
+    )
     if len(measured) < thresholds["stalled_min_points"]:
         return None
     first, last = measured[0].mastery, measured[-1].mastery
@@ -84,7 +88,7 @@ def stalled_mastery(days: Sequence[DayFact], *, today: date, thresholds: dict[st
 
 
 def low_confidence_streak(days: Sequence[DayFact], *, thresholds: dict[str, Any]) -> Finding | None:
-    """The latest consecutive check-ins (days without a confidence rating are skipped) at or below the level."""
+    """The latest consecutive rated check-ins at or below the level; unrated days are skipped."""
     level = thresholds["low_confidence_level"]
     rated = sorted((d for d in days if d.confidence is not None), key=lambda d: d.date, reverse=True)
     streak = []

@@ -147,14 +147,19 @@ def _roster_queryset(user: User, query: RosterQuery, now: datetime, today: date)
         )
     students = students.annotate(
         minutes_7d=Coalesce(
-            Subquery(week.values("student").annotate(s=Sum("study_minutes")).values("s"), output_field=IntegerField()),
+            Subquery(
+                week.values("student").annotate(s=Sum("study_minutes")).values("s"),
+                output_field=IntegerField(),
+            ),
             Value(0),
         ),
         week_days=_count(week),
         checkins_7d=_count(week.filter(checked_in=True)),
         mastery_now=Subquery(measured.order_by("-date").values("mastery")[:1]),
         mastery_then=Subquery(measured.order_by("date").values("mastery")[:1]),
-        next_due_at=Subquery(open_assignments.filter(due_at__gte=now).order_by("due_at").values("due_at")[:1]),
+        next_due_at=Subquery(
+            open_assignments.filter(due_at__gte=now).order_by("due_at").values("due_at")[:1]
+        ),
         upcoming_assignments=_count(open_assignments.filter(due_at__gte=now, due_at__lte=soon)),
         upcoming_milestones=_count(
             StudyPlanProgress.objects.filter(
@@ -183,7 +188,9 @@ def _roster_queryset(user: User, query: RosterQuery, now: datetime, today: date)
     ordering = []
     for name in SORTS[query.sort]:
         expression = F(name)
-        ordering.append(expression.desc(nulls_last=True) if query.descending else expression.asc(nulls_last=True))
+        ordering.append(
+            expression.desc(nulls_last=True) if query.descending else expression.asc(nulls_last=True)
+        )
     return students.order_by(*ordering, "last_name", "first_name", "pk")
 
 
@@ -220,19 +227,26 @@ def _attach_page_details(rows: list[RosterRow], today: date) -> None:
         return
     points: dict[int, list[tuple[date, float]]] = defaultdict(list)
     for student_id, day, mastery in DailyPerformance.objects.filter(
-        student_id__in=ids, date__gte=today - timedelta(days=TREND_DAYS - 1), date__lte=today, mastery__isnull=False
+        student_id__in=ids,
+        date__gte=today - timedelta(days=TREND_DAYS - 1),
+        date__lte=today,
+        mastery__isnull=False,
     ).values_list("student_id", "date", "mastery"):
         points[student_id].append((day, mastery))
     classes: dict[int, list[str]] = defaultdict(list)
     for student_id, name in (
-        Enrollment.objects.filter(student_id__in=ids, status=Enrollment.Status.ACTIVE, school_class__is_active=True)
+        Enrollment.objects.filter(
+            student_id__in=ids, status=Enrollment.Status.ACTIVE, school_class__is_active=True
+        )
         .order_by("school_class__name")
         .values_list("student_id", "school_class__name")
     ):
         classes[student_id].append(name)
     kinds: dict[int, list[str]] = defaultdict(list)
     for student_id, kind in (
-        Alert.objects.filter(student_id__in=ids, state__in=ACTIVE_STATES).order_by("kind").values_list("student_id", "kind")
+        Alert.objects.filter(student_id__in=ids, state__in=ACTIVE_STATES)
+        .order_by("kind")
+        .values_list("student_id", "kind")
     ):
         kinds[student_id].append(Alert.Kind(kind).label)
     for row in rows:
@@ -256,7 +270,8 @@ def sparkline_points(
     span = max(high - low, 0.1)
     low = max(0.0, min(low, 1.0 - span)) if high - low < span else low
     return " ".join(
-        f"{(day - start).days * step:.1f},{height - 2 - (value - low) / span * (height - 4):.1f}" for day, value in series
+        f"{(day - start).days * step:.1f},{height - 2 - (value - low) / span * (height - 4):.1f}"
+        for day, value in series
     )
 
 
@@ -273,7 +288,8 @@ def alert_widgets(user: User, *, class_id: int | None = None) -> list[AlertWidge
     alerts = alerts_for(user).filter(state__in=ACTIVE_STATES)
     if class_id is not None:
         alerts = alerts.filter(
-            student__enrollments__school_class_id=class_id, student__enrollments__status=Enrollment.Status.ACTIVE
+            student__enrollments__school_class_id=class_id,
+            student__enrollments__status=Enrollment.Status.ACTIVE,
         )
     counts = dict(alerts.values("kind").annotate(n=Count("pk")).values_list("kind", "n"))
     return [
@@ -281,7 +297,11 @@ def alert_widgets(user: User, *, class_id: int | None = None) -> list[AlertWidge
             kind=kind,
             label=Alert.Kind(kind).label,
             count=counts.get(kind, 0),
-            items=list(alerts.filter(kind=kind).select_related("student").order_by("-severity", "-opened_at")[:WIDGET_ITEMS])
+            items=list(
+                alerts.filter(kind=kind)
+                .select_related("student")
+                .order_by("-severity", "-opened_at")[:WIDGET_ITEMS]
+            )
             if counts.get(kind)
             else [],
         )
@@ -358,7 +378,9 @@ def student_history(user: User, student: Student) -> StudentHistory:
         chart_minutes=[(round(x, 1), round(60 - h, 1), round(w, 1), round(h, 1)) for x, h, w in bars],
         assignments=list(student.assignments.order_by("-due_at")[:50]),
         milestones=list(student.plan_progress.order_by("due_on")),
-        alerts=list(student.alerts.select_related("acknowledged_by", "resolved_by").order_by("-opened_at")[:50]),
+        alerts=list(
+            student.alerts.select_related("acknowledged_by", "resolved_by").order_by("-opened_at")[:50]
+        ),
         events=list(ActivityEvent.objects.filter(student_id=student.pk).order_by("-occurred_at", "-id")[:50]),
         classes=list(classes_for(user).filter(enrollments__student=student, enrollments__status="active")),
         last_synced_at=sync_state.last_synced_at if sync_state else None,

@@ -82,7 +82,11 @@ def _recompute_chunk(
     to_update: list[Alert] = []
     for student_id in ids:
         findings = rules.evaluate(
-            days=days[student_id], assignments=assignments[student_id], now=now, today=today, thresholds=thresholds
+            days=days[student_id],
+            assignments=assignments[student_id],
+            now=now,
+            today=today,
+            thresholds=thresholds,
         )
         fired = {f.kind for f in findings}
         for finding in findings:
@@ -101,7 +105,11 @@ def _recompute_chunk(
                     )
                 )
             elif alert.metrics != finding.metrics:
-                alert.severity, alert.summary, alert.metrics = finding.severity, finding.summary, finding.metrics
+                alert.severity, alert.summary, alert.metrics = (
+                    finding.severity,
+                    finding.summary,
+                    finding.metrics,
+                )
                 alert.last_evaluated_at = now
                 to_update.append(alert)
         for kind in RULE_KINDS:
@@ -112,18 +120,26 @@ def _recompute_chunk(
                 to_update.append(alert)
     created = Alert.objects.bulk_create(to_create)
     Alert.objects.bulk_update(
-        to_update, ["severity", "summary", "metrics", "state", "resolved_at", "resolution_note", "last_evaluated_at"]
+        to_update,
+        ["severity", "summary", "metrics", "state", "resolved_at", "resolution_note", "last_evaluated_at"],
     )
     for alert in created:
         result.opened += 1
-        _record_alert(alert, "alert.opened", why=alert.summary, details={"kind": alert.kind, "metrics": alert.metrics})
+        _record_alert(
+            alert, "alert.opened", why=alert.summary, details={"kind": alert.kind, "metrics": alert.metrics}
+        )
     for alert in to_update:
         if alert.state == Alert.State.RESOLVED:
             result.resolved += 1
             _record_alert(alert, "alert.resolved", why="condition cleared", details={"kind": alert.kind})
         else:
             result.updated += 1
-            _record_alert(alert, "alert.updated", why=alert.summary, details={"kind": alert.kind, "metrics": alert.metrics})
+            _record_alert(
+                alert,
+                "alert.updated",
+                why=alert.summary,
+                details={"kind": alert.kind, "metrics": alert.metrics},
+            )
 
 
 def _record_alert(alert: Alert, verb: str, *, why: str, details: dict, actor: User | None = None) -> None:
@@ -154,7 +170,9 @@ def alert_acknowledge(*, alert: Alert, by: User) -> Alert:
     if claimed != 1:
         raise AlertStateError("only an open alert can be acknowledged")
     alert.refresh_from_db()
-    _record_alert(alert, "alert.acknowledged", why="acknowledged by the teacher", details={"kind": alert.kind}, actor=by)
+    _record_alert(
+        alert, "alert.acknowledged", why="acknowledged by the teacher", details={"kind": alert.kind}, actor=by
+    )
     return alert
 
 
@@ -170,7 +188,9 @@ def alert_resolve(*, alert: Alert, by: User, note: str = "") -> Alert:
     if claimed != 1:
         raise AlertStateError("this alert is already resolved")
     alert.refresh_from_db()
-    _record_alert(alert, "alert.resolved", why=note or "resolved by the teacher", details={"kind": alert.kind}, actor=by)
+    _record_alert(
+        alert, "alert.resolved", why=note or "resolved by the teacher", details={"kind": alert.kind}, actor=by
+    )
     return alert
 
 

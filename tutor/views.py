@@ -31,6 +31,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     if beat is not None:
         age = (timezone.now() - beat.beat_at).total_seconds()
         fresh = age <= settings.WORKER_HEARTBEAT_STALE_SECONDS
-        worker = {"status": "ok" if fresh else "stale", "last_heartbeat": beat.beat_at.isoformat(), "age_seconds": int(age)}
+        worker = {
+            "status": "ok" if fresh else "stale",
+            "last_heartbeat": beat.beat_at.isoformat(),
+            "age_seconds": int(age),
+        }
         status = "ok" if fresh else "degraded"
     return JsonResponse({"status": status, "database": {"status": "ok"}, "worker": worker})

@@ -1,0 +1,60 @@
+"""/healthz, the worker heartbeat and the schedules that drive it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.management import call_command
+from django.utils import timezone
+from django_q.models import Schedule
+
+from tests import factories
+from tutor.models import WorkerHeartbeat
+from tutor.tasks import heartbeat
+
+
+def test_healthz_reports_database_and_missing_worker(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database"] == {"status": "ok"}
+    assert body["worker"]["status"] == "never"
+    assert body["status"] == "degraded"
+
+
+def test_healthz_is_ok_after_a_heartbeat(client, db):
+    heartbeat()
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["worker"]["status"] == "ok"
+    assert body["worker"]["age_seconds"] <= 5
+
+
+def test_healthz_reports_a_stale_worker(client, db, settings):
+    factories.WorkerHeartbeatFactory(
+        beat_at=timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_STALE_SECONDS + 60)
+    )
+    body = client.get("/healthz").json()
+    assert body["worker"]["status"] == "stale"
+    assert body["status"] == "degraded"
+
+
+def test_heartbeat_is_an_upsert(db):
+    heartbeat()
+    heartbeat()
+    assert WorkerHeartbeat.objects.count() == 1
+
+
+def test_install_schedules_is_idempotent(db):
+    call_command("install_schedules")
+    call_command("install_schedules")
+    assert set(Schedule.objects.values_list("name", flat=True)) == {"heartbeat", "recompute-alerts"}
+    assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"
+
+
+def test_recompute_task_runs_for_every_organisation(school):
+    from classroom.tasks import recompute_all_alerts
+
+    factories.AssignmentFactory(student=school.student, due_at=timezone.now() - timedelta(days=4))
+    results = recompute_all_alerts()
+    assert results[school.organisation.pk]["opened"] == 1
