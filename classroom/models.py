@@ -298,6 +298,37 @@ class StudentSyncState(models.Model):
         return f"sync state of {self.student}"
 
 
+METRIC_LABELS = {
+    "overdue_count": "Overdue assignments",
+    "oldest_days_overdue": "Days the oldest is late",
+    "titles": "Assignments",
+    "min_count": "Alert from (count)",
+    "mastery_from": "Mastery at start of window",
+    "mastery_to": "Mastery now",
+    "gain": "Change",
+    "window_days": "Window (days)",
+    "measured_days": "Days with a mastery reading",
+    "min_gain": "Expected gain at least",
+    "streak_days": "Low check-ins in a row",
+    "since": "Since",
+    "ratings": "Ratings (1–5)",
+    "level": "Low means at or below",
+    "min_streak": "Alert from (check-ins)",
+}
+_PERCENT_METRICS = {"mastery_from", "mastery_to"}
+_POINTS_METRICS = {"gain", "min_gain"}
+
+
+def _format_metric(key: str, value: Any) -> str:
+    if key in _PERCENT_METRICS:
+        return f"{value:.0%}"
+    if key in _POINTS_METRICS:
+        return f"{value * 100:+.1f} pts"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 class Alert(models.Model):
     """A risk signal on one student, with the numbers that raised it.
 
@@ -352,6 +383,14 @@ class Alert(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state != self.State.RESOLVED
+
+    @property
+    def metric_items(self) -> list[tuple[str, str]]:
+        """The triggering numbers in words a teacher reads, in the rule's order."""
+        return [
+            (METRIC_LABELS.get(key, key.replace("_", " ")), _format_metric(key, value))
+            for key, value in self.metrics.items()
+        ]
 
     @property
     def resolved_automatically(self) -> bool:

@@ -192,3 +192,17 @@ def test_student_page_query_count_is_fixed(client, school, django_assert_max_num
         response = client.get(f"/students/{school.student.pk}/")
     assert response.status_code == 200
     assert '<span class="stat">50</span> days with data' in response.content.decode()
+
+
+def test_student_page_explains_the_numbers_behind_an_alert(client, school):
+    factories.AlertFactory(
+        student=school.student,
+        kind=Alert.Kind.STALLED_MASTERY,
+        summary="mastery 61% → 58% in 14 days (-2 pts)",
+        metrics={"mastery_from": 0.608, "mastery_to": 0.585, "gain": -0.023, "window_days": 14},
+    )
+    login(client, school.teacher)
+    html = client.get(f"/students/{school.student.pk}/").content.decode()
+    assert "mastery 61% → 58% in 14 days (-2 pts)" in html
+    assert "<dt>Mastery at start of window</dt><dd>61%</dd>" in html
+    assert "<dt>Change</dt><dd>-2.3 pts</dd>" in html
