@@ -124,3 +124,18 @@ def test_every_classroom_model_has_a_working_admin_list(client, school, model):
     login(client, admin)
     response = client.get(reverse(f"admin:classroom_{model}_changelist"), {"q": "a"})
     assert response.status_code == 200
+
+
+def test_sign_in_sign_out_and_failed_sign_in_are_recorded(client, school):
+    from tests.factories import PASSWORD
+
+    assert not client.login(username=school.teacher.username, password="hunter2-typo")
+    assert client.login(username=school.teacher.username, password=PASSWORD)
+    client.post("/accounts/logout/")
+    verbs = list(ActivityEvent.objects.order_by("id").values_list("verb", "status", "actor_name"))
+    assert verbs == [
+        ("user.login_failed", "failed", school.teacher.username),
+        ("user.logged_in", "succeeded", school.teacher.username),
+        ("user.logged_out", "succeeded", school.teacher.username),
+    ]
+    assert "hunter2-typo" not in str(list(ActivityEvent.objects.values_list("details", "why")))
