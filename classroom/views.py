@@ -36,6 +36,11 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapped
 
 
+def _wants_fragment(request: HttpRequest) -> bool:
+    """An htmx swap wants the roster alone; a history restore after a cache miss wants the page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
 def _roster_context(request: HttpRequest, base_url: str, query: selectors.RosterQuery) -> dict[str, Any]:
     roster = selectors.roster(request.user, query)
 
@@ -48,7 +53,11 @@ def _roster_context(request: HttpRequest, base_url: str, query: selectors.Roster
             "page": query.page,
             **changes,
         }
-        return f"{base_url}?{urlencode({k: v for k, v in params.items() if v not in (None, '', 'all', 1)})}"
+        if params["page"] == 1:
+            del params["page"]
+        if params["status"] == "all":
+            del params["status"]
+        return f"{base_url}?{urlencode({k: v for k, v in params.items() if v not in (None, '')})}"
 
     page = roster.page
     return {
@@ -62,12 +71,12 @@ def _roster_context(request: HttpRequest, base_url: str, query: selectors.Roster
 
 
 @staff_required
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def dashboard(request: HttpRequest) -> HttpResponse:
     query = selectors.RosterQuery.from_params(request.GET)
     context = _roster_context(request, reverse("classroom:dashboard"), query)
     context["class_choices"] = list(classes_for(request.user).order_by("name").values_list("pk", "name"))
-    if request.htmx:
+    if _wants_fragment(request):
         return render(request, "classroom/_roster.html", context)
     context |= {
         "cards": selectors.class_cards(request.user),
@@ -77,12 +86,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @staff_required
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
     school_class = get_class_for_user(request.user, pk)
     query = selectors.RosterQuery.from_params(request.GET, class_id=school_class.pk)
     context = _roster_context(request, reverse("classroom:class_detail", args=[pk]), query)
-    if request.htmx:
+    if _wants_fragment(request):
         return render(request, "classroom/_roster.html", context)
     context |= {
         "school_class": school_class,
@@ -99,9 +108,15 @@ def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "classroom/student_detail.html", {"student": student, "history": history})
 
 
-def _after_alert_change(request: HttpRequest, alert: Alert) -> HttpResponse:
+def _after_alert_change(request: HttpRequest, alert: Alert, done: str) -> HttpResponse:
+    """The changed alert in place for htmx; otherwise a message and a redirect back."""
     if request.htmx:
         return render(request, "classroom/_alert.html", {"alert": alert})
+    messages.success(request, done)
+    return _redirect_back(request, alert)
+
+
+def _redirect_back(request: HttpRequest, alert: Alert) -> HttpResponse:
     next_url = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = reverse("classroom:student_detail", args=[alert.student_id])
@@ -116,8 +131,9 @@ def alert_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
         alert = alert_acknowledge(alert=alert, by=request.user)
     except AlertStateError as error:
         return _alert_conflict(request, alert, str(error))
-    messages.success(request, f"Acknowledged: {alert.get_kind_display()} for {alert.student}.")
-    return _after_alert_change(request, alert)
+    return _after_alert_change(
+        request, alert, f"Acknowledged: {alert.get_kind_display()} for {alert.student}."
+    )
 
 
 @staff_required
@@ -128,8 +144,7 @@ def alert_resolve_view(request: HttpRequest, pk: int) -> HttpResponse:
         alert = alert_resolve(alert=alert, by=request.user, note=request.POST.get("note", ""))
     except AlertStateError as error:
         return _alert_conflict(request, alert, str(error))
-    messages.success(request, f"Resolved: {alert.get_kind_display()} for {alert.student}.")
-    return _after_alert_change(request, alert)
+    return _after_alert_change(request, alert, f"Resolved: {alert.get_kind_display()} for {alert.student}.")
 
 
 def _alert_conflict(request: HttpRequest, alert: Alert, reason: str) -> HttpResponse:
@@ -137,7 +152,7 @@ def _alert_conflict(request: HttpRequest, alert: Alert, reason: str) -> HttpResp
     if request.htmx:
         return render(request, "classroom/_alert.html", {"alert": alert, "error": reason}, status=409)
     messages.error(request, f"Nothing changed: {reason}.")
-    return _after_alert_change(request, alert)
+    return _redirect_back(request, alert)
 
 
 @staff_required

@@ -206,3 +206,38 @@ def test_student_page_explains_the_numbers_behind_an_alert(client, school):
     assert "mastery 61% → 58% in 14 days (-2 pts)" in html
     assert "<dt>Mastery at start of window</dt><dd>61%</dd>" in html
     assert "<dt>Change</dt><dd>-2.3 pts</dd>" in html
+
+
+def test_sort_and_page_links_keep_the_class_filter(client, school, settings):
+    settings.ROSTER_PAGE_SIZE = 1
+    second = factories.TeacherAssignmentFactory(
+        teacher=school.teacher, school_class__organisation=school.organisation
+    )
+    factories.EnrollmentFactory(school_class=second.school_class)
+    factories.EnrollmentFactory(school_class=second.school_class)
+    login(client, school.teacher)
+    pk = second.school_class.pk
+    html = client.get(f"/dashboard/?class={pk}").content.decode()
+    links = [part.split('"')[0] for part in html.split('href="/dashboard/?')[1:]]
+    assert links, "the roster has sort and page links"
+    for link in links:
+        assert f"class={pk}" in link.replace("&amp;", "&").split("&"), link
+    assert "2 students" in html
+
+
+def test_history_restore_gets_the_whole_page_not_the_fragment(client, school):
+    login(client, school.teacher)
+    response = client.get(
+        "/dashboard/?sort=name", HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert "<html" in html
+    assert "Classroom health" in html
+    assert "HX-History-Restore-Request" in response["Vary"]
+
+
+def test_htmx_acknowledge_leaves_no_stale_message_for_the_next_page(client, school):
+    alert = factories.AlertFactory(student=school.student)
+    login(client, school.teacher)
+    client.post(f"/alerts/{alert.pk}/acknowledge/", HTTP_HX_REQUEST="true")
+    assert "Acknowledged:" not in client.get("/dashboard/").content.decode()
