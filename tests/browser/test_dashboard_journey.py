@@ -13,10 +13,6 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from classroom.demo import demo_school_seed
 
-# Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls there unless
-# told that this thread never actually runs async code.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,6 +26,19 @@ CHROMIUM_ARGS = [
 ]
 TEACHER, PASSWORD = "ms.rivera", "demo-teacher"
 MAX_CLICKS_TO_A_STUDENT = 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _allow_orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls there
+    unless told that this thread never actually runs async code. Only for these tests."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="module")
