@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
+from audit.models import ActivityEvent
 from tests import factories
 from tutor.models import WorkerHeartbeat
 from tutor.tasks import heartbeat
@@ -50,6 +51,7 @@ def test_install_schedules_is_idempotent(db):
     call_command("install_schedules")
     assert set(Schedule.objects.values_list("name", flat=True)) == {"heartbeat", "recompute-alerts"}
     assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"
+    assert ActivityEvent.objects.filter(verb="schedules.installed", source="command").count() == 2
 
 
 def test_recompute_task_runs_for_every_organisation(school):

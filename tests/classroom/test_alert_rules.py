@@ -175,3 +175,15 @@ def test_acknowledged_alert_stays_acknowledged_and_gets_fresh_numbers(student):
     assert alert.state == Alert.State.ACKNOWLEDGED
     assert alert.metrics["overdue_count"] == 2
     assert Alert.objects.filter(student=student).count() == 1
+
+
+def test_threshold_overrides_are_validated_by_name_and_value(school):
+    from django.core.exceptions import ValidationError
+
+    org = school.organisation
+    org.alert_thresholds = {"stalled_windw_days": 21, "overdue_min_count": -1}
+    with pytest.raises(ValidationError) as error:
+        org.full_clean()
+    messages = error.value.message_dict["alert_thresholds"]
+    assert any("unknown threshold 'stalled_windw_days'" in m for m in messages)
+    assert "overdue_min_count must be a number of zero or more; got -1" in messages
