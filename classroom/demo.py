@@ -1,21 +1,16 @@
 """The demo school: people, classes and eight weeks of platform history with every risk case.
 
-Every student's history follows one profile, chosen by their place in the roster, so each class
-(of any size) holds students who are fine, each risk pattern, and students with missing data.
-Values come from a random generator seeded by the student's platform id, so a re-run on the
-same day writes the same rows.
+The history is the one the platform simulator serves (`classroom.platform.history`), written
+straight into the mirrors so the demo works before any sync; a re-run on the same day writes
+the same rows.
 """
 
 from __future__ import annotations
 
-import json
-import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,28 +27,11 @@ from classroom.models import (
     TeacherAssignment,
     User,
 )
+from classroom.platform import history
+from classroom.platform.history import BLOCK, HISTORY_DAYS, DemoStudent
 from classroom.services import alerts_recompute
 
-FIXTURE = Path(settings.BASE_DIR) / "fixtures" / "demo_school.json"
-HISTORY_DAYS = 56
-PROFILES = (
-    "overdue",
-    "stalled",
-    "low_confidence",
-    "no_data",
-    "gone_quiet",
-    "overdue_and_low_confidence",
-    "unassessed",
-    "borderline",
-)
-# Profiles by place in each block of 25 students: the first eight are the cases above, the rest are fine.
-BLOCK = 25
 BATCH = 2000
-
-
-def profile_for(index: int) -> str:
-    slot = index % BLOCK
-    return PROFILES[slot] if slot < len(PROFILES) else "fine"
 
 
 @dataclass
@@ -73,7 +51,7 @@ def demo_school_seed(*, class_size: int = BLOCK, now: datetime | None = None) ->
     if class_size < 1:
         raise ValueError("class size must be at least 1")
     now = now or timezone.now()
-    spec = json.loads(FIXTURE.read_text())
+    spec = history.fixture()
     with transaction.atomic():
         organisation, _ = Organisation.objects.get_or_create(
             slug=spec["organisation"]["slug"], defaults={"name": spec["organisation"]["name"]}
@@ -83,7 +61,7 @@ def demo_school_seed(*, class_size: int = BLOCK, now: datetime | None = None) ->
         for class_index, class_spec in enumerate(spec["classes"]):
             school_class = _school_class(organisation, class_spec, users)
             students = _students(organisation, school_class, class_index, class_size, spec, now)
-            _history(students, school_class, spec, now, result)
+            _history(students, school_class, now, result)
             result.classes += 1
             result.students += len(students)
         record(
@@ -141,7 +119,7 @@ def _students(
     class_size: int,
     spec: dict[str, Any],
     now: datetime,
-) -> list[tuple[Student, str]]:
+) -> list[tuple[Student, DemoStudent]]:
     firsts, lasts = spec["first_names"], spec["last_names"]
     wanted = [
         Student(
@@ -181,13 +159,12 @@ def _students(
         batch_size=BATCH,
         ignore_conflicts=True,
     )
-    return [(s, profile_for(i)) for i, s in enumerate(students)]
+    return [(s, DemoStudent.parse(s.platform_id)) for s in students]
 
 
 def _history(
-    students: list[tuple[Student, str]],
+    students: list[tuple[Student, DemoStudent]],
     school_class: SchoolClass,
-    spec: dict[str, Any],
     now: datetime,
     result: SeedResult,
 ) -> None:
@@ -196,13 +173,36 @@ def _history(
     assignments: list[Assignment] = []
     milestones: list[StudyPlanProgress] = []
     sync_states: list[StudentSyncState] = []
-    for student, profile in students:
-        rng = random.Random(student.platform_id)
-        result.profiles[profile] = result.profiles.get(profile, 0) + 1
-        synced_at = _synced_at(profile, now, rng)
-        performance += _days(student, profile, today, synced_at or now, rng)
-        assignments += _assignments(student, school_class, profile, today, synced_at or now, spec, rng)
-        milestones += _milestones(student, today, synced_at or now, spec)
+    for student, demo in students:
+        result.profiles[demo.profile] = result.profiles.get(demo.profile, 0) + 1
+        synced_at = history.last_synced_at(demo, now)
+        as_of = synced_at or now
+        performance += [
+            DailyPerformance(student=student, synced_at=as_of, **day) for day in history.days(demo, today)
+        ]
+        assignments += [
+            Assignment(
+                student=student,
+                school_class=school_class,
+                platform_id=row["id"],
+                title=row["title"],
+                due_at=row["due_at"],
+                submitted_at=row["submitted_at"],
+                synced_at=as_of,
+            )
+            for row in history.assignments(demo, today, as_of)
+        ]
+        milestones += [
+            StudyPlanProgress(
+                student=student,
+                platform_id=row["id"],
+                title=row["title"],
+                due_on=row["due_on"],
+                completed_on=row["completed_on"],
+                synced_at=as_of,
+            )
+            for row in history.milestones(today)
+        ]
         sync_states.append(
             StudentSyncState(
                 student=student,
@@ -241,101 +241,3 @@ def _upsert(model: type, rows: list, unique: list[str], update: list[str]) -> No
     model.objects.bulk_create(
         rows, batch_size=BATCH, update_conflicts=True, unique_fields=unique, update_fields=update
     )
-
-
-def _synced_at(profile: str, now: datetime, rng: random.Random) -> datetime | None:
-    if profile == "no_data":
-        return None
-    if profile == "gone_quiet":
-        return now - timedelta(days=9, hours=rng.randint(0, 12))
-    return now - timedelta(minutes=rng.randint(20, 6 * 60))
-
-
-def _days(
-    student: Student, profile: str, today: date, synced_at: datetime, rng: random.Random
-) -> list[DailyPerformance]:
-    if profile == "no_data":
-        return []
-    rows = []
-    mastery = rng.uniform(0.3, 0.55)
-    last_day = today - timedelta(days=10) if profile == "gone_quiet" else today
-    for offset in range(HISTORY_DAYS - 1, -1, -1):
-        day = today - timedelta(days=offset)
-        if day > last_day or (rng.random() < 0.12 and offset > 5):
-            continue
-        recent = offset < 14
-        if profile == "stalled" and recent:
-            mastery_today = mastery - 0.002 * (14 - offset) + rng.uniform(-0.004, 0.004)
-        else:
-            mastery = min(0.98, mastery + rng.uniform(0.003, 0.011))
-            mastery_today = mastery
-        confidence = rng.choice([3, 4, 4, 5])
-        if profile in ("low_confidence", "overdue_and_low_confidence") and offset < 4:
-            confidence = rng.choice([1, 2])
-        if profile == "borderline" and offset < 2:
-            confidence = 2
-        rows.append(
-            DailyPerformance(
-                student=student,
-                date=day,
-                study_minutes=rng.randint(8, 25) if profile == "stalled" and recent else rng.randint(15, 65),
-                mastery=None if profile == "unassessed" else round(max(0.0, min(1.0, mastery_today)), 3),
-                confidence=confidence,
-                checked_in=rng.random() < (0.55 if profile == "low_confidence" else 0.92),
-                synced_at=synced_at,
-            )
-        )
-    return rows
-
-
-def _assignments(
-    student: Student,
-    school_class: SchoolClass,
-    profile: str,
-    today: date,
-    synced_at: datetime,
-    spec: dict[str, Any],
-    rng: random.Random,
-) -> list[Assignment]:
-    titles = spec["assignment_titles"]
-    tz = timezone.get_current_timezone()
-    # One assignment a week for eight weeks, plus two ahead: due on the same weekday at 17:00.
-    rows = []
-    for week in range(-8, 2):
-        due_on = today + timedelta(days=week * 7 + 3)
-        due_at = datetime.combine(due_on, time(17, 0), tzinfo=tz)
-        past = due_at < synced_at
-        late_ones = profile in ("overdue", "overdue_and_low_confidence") and week in (-2, -1)
-        submitted_at = None
-        if past and not late_ones:
-            submitted_at = due_at - timedelta(hours=rng.randint(1, 40))
-        rows.append(
-            Assignment(
-                student=student,
-                school_class=school_class,
-                platform_id=f"{school_class.platform_id}-w{week + 8:02d}",
-                title=titles[(week + 8) % len(titles)],
-                due_at=due_at,
-                submitted_at=submitted_at,
-                synced_at=synced_at,
-            )
-        )
-    return rows
-
-
-def _milestones(
-    student: Student, today: date, synced_at: datetime, spec: dict[str, Any]
-) -> list[StudyPlanProgress]:
-    titles = spec["milestone_titles"]
-    offsets = (-35, -14, 5, 26, 47)
-    return [
-        StudyPlanProgress(
-            student=student,
-            platform_id=f"ms-{i + 1}",
-            title=titles[i],
-            due_on=today + timedelta(days=offset),
-            completed_on=today + timedelta(days=offset - 2) if offset < 0 else None,
-            synced_at=synced_at,
-        )
-        for i, offset in enumerate(offsets)
-    ]
