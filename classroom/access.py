@@ -7,10 +7,10 @@ console page. Anything outside answers 404, so nobody learns what exists elsewhe
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from classroom.models import Alert, Enrollment, SchoolClass, Student, User
+from classroom.models import Alert, Enrollment, SchoolClass, Student, SyncRun, User
 
 _ORG_WIDE = (User.Role.ORG_ADMIN, User.Role.COMPLIANCE)
 
@@ -39,6 +39,16 @@ def alerts_for(user: User) -> QuerySet[Alert]:
     return Alert.objects.filter(student__in=students_for(user))
 
 
+def sync_runs_for(user: User) -> QuerySet[SyncRun]:
+    """Runs of the user's classes and students; organisation-wide runs for org-wide roles."""
+    reach = Q(school_class__in=classes_for(user)) | Q(student__in=students_for(user))
+    if user.is_superuser:
+        return SyncRun.objects.all()
+    if user.role in _ORG_WIDE:
+        reach |= Q(scope=SyncRun.Scope.ORGANISATION, organisation_id=user.organisation_id)
+    return SyncRun.objects.filter(reach)
+
+
 def get_class_for_user(user: User, pk: int) -> SchoolClass:
     return get_object_or_404(classes_for(user), pk=pk)
 
@@ -49,3 +59,7 @@ def get_student_for_user(user: User, pk: int) -> Student:
 
 def get_alert_for_user(user: User, pk: int) -> Alert:
     return get_object_or_404(alerts_for(user).select_related("student"), pk=pk)
+
+
+def get_sync_run_for_user(user: User, pk: int) -> SyncRun:
+    return get_object_or_404(sync_runs_for(user).select_related("school_class", "student"), pk=pk)

@@ -293,9 +293,112 @@ class StudentSyncState(models.Model):
     last_attempted_at = models.DateTimeField(null=True, blank=True)
     last_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
     last_error = models.TextField(blank=True)
+    cursor = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The platform's as-of time of the last successful sync; the next asks since.",
+    )
 
     def __str__(self) -> str:
         return f"sync state of {self.student}"
+
+
+class SyncRun(models.Model):
+    """One sync of a student, a class or an organisation from the platform, with its progress."""
+
+    class Scope(models.TextChoices):
+        STUDENT = "student", "Student"
+        CLASS = "class", "Class"
+        ORGANISATION = "organisation", "Organisation"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        BUTTON = "button", "Refresh button"
+        STALE = "stale", "Stale mirror"
+        COMMAND = "command", "Command"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly failed"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="sync_runs")
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    school_class = models.ForeignKey(
+        SchoolClass, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_runs"
+    )
+    student = models.ForeignKey(
+        Student, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_runs"
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    rows = models.JSONField(default=dict, blank=True, help_text="Rows upserted per mirror.")
+    error = models.TextField(blank=True, help_text="What went wrong, for a failed or partly failed run.")
+    hint = models.TextField(blank=True, help_text="What to do about it.")
+    correlation_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [
+            models.Index(fields=["school_class", "-queued_at"], name="syncrun_class_recent"),
+            models.Index(fields=["student", "-queued_at"], name="syncrun_student_recent"),
+        ]
+
+    def __str__(self) -> str:
+        target = self.school_class or self.student or self.organisation
+        return f"sync of {target} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.processed / self.total) if self.total else (0 if self.is_active else 100)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class SyncRunStudent(models.Model):
+    """How one student fared in one sync run."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="students")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    performance_rows = models.PositiveIntegerField(default=0)
+    assignment_rows = models.PositiveIntegerField(default=0)
+    milestone_rows = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    hint = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "student"], name="syncrun_student_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.student} in {self.run}: {self.status}"
 
 
 METRIC_LABELS = {

@@ -23,6 +23,8 @@ from classroom.models import (
     SchoolClass,
     Student,
     StudyPlanProgress,
+    SyncRun,
+    SyncRunStudent,
     User,
 )
 
@@ -391,3 +393,22 @@ def student_history(user: User, student: Student) -> StudentHistory:
             "mastery_now": measured[-1][1] if measured else None,
         },
     )
+
+
+@dataclass
+class ClassSyncStatus:
+    latest: SyncRun | None
+    failures: list[SyncRunStudent]
+
+
+def class_sync_status(school_class: SchoolClass) -> ClassSyncStatus:
+    """The class's latest sync run and, if students failed in it, who and why (2 queries)."""
+    latest = SyncRun.objects.filter(school_class=school_class).order_by("-queued_at").first()
+    failures = []
+    if latest is not None and latest.failed:
+        failures = list(
+            SyncRunStudent.objects.filter(run=latest, status=SyncRunStudent.Status.FAILED)
+            .select_related("student")
+            .order_by("student__last_name")[:20]
+        )
+    return ClassSyncStatus(latest=latest, failures=failures)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from audit import context
-from classroom.models import Organisation
+from classroom.models import Organisation, SchoolClass, SyncRun
+from classroom.platform.sync import sync_run_execute, sync_run_request
 from classroom.services import alerts_recompute
 
 
@@ -15,3 +16,19 @@ def recompute_alerts(organisation_id: int) -> dict[str, int]:
 
 def recompute_all_alerts() -> dict[int, dict[str, int]]:
     return {pk: recompute_alerts(pk) for pk in Organisation.objects.values_list("pk", flat=True)}
+
+
+def sync_run(run_id: int) -> str:
+    """Run one queued sync. Safe to deliver twice: a finished run is left as it is."""
+    with context.bind(source="worker"):
+        return sync_run_execute(run_id=run_id).status
+
+
+def sync_all_classes() -> int:
+    """The nightly sync: one queued run per active class (an active run is not doubled)."""
+    with context.bind(source="worker"):
+        classes = SchoolClass.objects.filter(is_active=True).select_related("organisation")
+        return sum(
+            sync_run_request(organisation=c.organisation, school_class=c, trigger=SyncRun.Trigger.SCHEDULE)[1]
+            for c in classes
+        )

@@ -18,8 +18,15 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from classroom import selectors
-from classroom.access import classes_for, get_alert_for_user, get_class_for_user, get_student_for_user
-from classroom.models import Alert
+from classroom.access import (
+    classes_for,
+    get_alert_for_user,
+    get_class_for_user,
+    get_student_for_user,
+    get_sync_run_for_user,
+)
+from classroom.models import Alert, SyncRun
+from classroom.platform.sync import sync_run_request, sync_student_if_stale
 from classroom.services import AlertStateError, alert_acknowledge, alert_resolve
 
 
@@ -97,6 +104,7 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "school_class": school_class,
         "teachers": list(school_class.teachers.order_by("last_name")),
         "widgets": selectors.alert_widgets(request.user, class_id=school_class.pk),
+        "sync": selectors.class_sync_status(school_class),
     }
     return render(request, "classroom/class_detail.html", context)
 
@@ -104,8 +112,37 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
     student = get_student_for_user(request.user, pk)
+    refresh = sync_student_if_stale(student=student, by=request.user)
     history = selectors.student_history(request.user, student)
-    return render(request, "classroom/student_detail.html", {"student": student, "history": history})
+    return render(
+        request, "classroom/student_detail.html", {"student": student, "history": history, "run": refresh}
+    )
+
+
+@staff_required
+@require_POST
+def class_refresh(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue a platform sync of the class; the page polls its progress."""
+    school_class = get_class_for_user(request.user, pk)
+    if not request.user.can_act_on_alerts:
+        raise PermissionDenied("Only the class's teachers and organisation admins can refresh it.")
+    run, _ = sync_run_request(
+        organisation=school_class.organisation,
+        school_class=school_class,
+        trigger=SyncRun.Trigger.BUTTON,
+        by=request.user,
+    )
+    if request.htmx:
+        return render(request, "classroom/_sync_run.html", {"run": run})
+    messages.info(request, "Refresh queued: the roster updates when the sync finishes.")
+    return redirect("classroom:class_detail", pk=pk)
+
+
+@staff_required
+def sync_run_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress of one sync run, polled by the page while it is active."""
+    run = get_sync_run_for_user(request.user, pk)
+    return render(request, "classroom/_sync_run.html", {"run": run})
 
 
 def _after_alert_change(request: HttpRequest, alert: Alert, done: str) -> HttpResponse:

@@ -49,7 +49,11 @@ def test_heartbeat_is_an_upsert(db):
 def test_install_schedules_is_idempotent(db):
     call_command("install_schedules")
     call_command("install_schedules")
-    assert set(Schedule.objects.values_list("name", flat=True)) == {"heartbeat", "recompute-alerts"}
+    assert set(Schedule.objects.values_list("name", flat=True)) == {
+        "heartbeat",
+        "recompute-alerts",
+        "sync-platform-nightly",
+    }
     assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"
     assert ActivityEvent.objects.filter(verb="schedules.installed", source="command").count() == 2
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 
 @dataclass(frozen=True)
 class RecurringJob:
@@ -20,5 +22,11 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         "classroom.tasks.recompute_all_alerts",
         "17 * * * *",
         "re-evaluate risk alerts over the mirrors, hourly",
+    ),
+    RecurringJob(
+        "sync-platform-nightly",
+        "classroom.tasks.sync_all_classes",
+        settings.SYNC_NIGHTLY_CRON,
+        "queue a platform sync of every active class",
     ),
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from tutor.env import env_bool, env_int, env_list, env_str
+from tutor.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -172,9 +172,25 @@ MIRROR_FRESHNESS_HOURS = env_int("MIRROR_FRESHNESS_HOURS", 36)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 180)
 ROSTER_PAGE_SIZE = env_int("ROSTER_PAGE_SIZE", 50)
 
+# The learning platform (the project's simulator on loopback by default: `manage.py platform_sim`).
+PLATFORM_BASE_URL = env_str("PLATFORM_BASE_URL", "http://127.0.0.1:8765")
+PLATFORM_TOKEN = env_str("PLATFORM_TOKEN", "demo-platform-token")
+PLATFORM_CONCURRENCY = env_int("PLATFORM_CONCURRENCY", 8)
+PLATFORM_TIMEOUT = env_float("PLATFORM_TIMEOUT", 15.0)
+# Attempts per call, the first included; waits between them double from the base (1 s, 2 s, 4 s) with jitter.
+PLATFORM_MAX_ATTEMPTS = env_int("PLATFORM_MAX_ATTEMPTS", 4)
+PLATFORM_BACKOFF_BASE = env_float("PLATFORM_BACKOFF_BASE", 1.0)
+# A 429 asking to wait longer than this fails the call instead of holding a worker.
+PLATFORM_MAX_RETRY_AFTER = env_int("PLATFORM_MAX_RETRY_AFTER", 60)
+# A sync stops after this many students fail in a row with nothing succeeding (an outage).
+PLATFORM_CIRCUIT_BREAKER = env_int("PLATFORM_CIRCUIT_BREAKER", 10)
+SYNC_NIGHTLY_CRON = env_str("SYNC_NIGHTLY_CRON", "30 2 * * *")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # One line per platform request is noise; failures reach the SyncRun and the audit log.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
