@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from audit.services import record
 from classroom import rules
+from classroom.locks import advisory_xact_lock
 from classroom.models import Alert, Assignment, DailyPerformance, Organisation, Student, User
 
 SYSTEM_ALERTS = "system:alerts"
@@ -49,6 +50,8 @@ def alerts_recompute(
     result = RecomputeResult(students=len(ids))
     for start in range(0, len(ids), _CHUNK):
         with transaction.atomic():
+            # Two recomputes at once (two syncs finishing) would both open the same new alert.
+            advisory_xact_lock(f"alerts:{organisation.pk}")
             _recompute_chunk(organisation, ids[start : start + _CHUNK], now, today, thresholds, result)
     return result
 

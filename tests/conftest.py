@@ -10,6 +10,8 @@ from django.test import Client
 from classroom.models import SchoolClass, Student, User
 from tests import factories
 
+pytest_plugins = ["tests.platform_fixtures"]
+
 
 @dataclass
 class School:

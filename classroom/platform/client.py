@@ -66,10 +66,10 @@ def _hint_for(status: int, code: str, message: str) -> str:
     if status == 404 and code == "unknown_student":
         return "the platform does not know this student's id; check the student's platform id in the admin"
     if status == 429:
-        return "the platform kept rate-limiting us; lower PLATFORM_CONCURRENCY or run the sync again later"
+        return "the platform kept rate-limiting us; lower PLATFORM_CONCURRENCY or try again later"
     if status >= 500:
         return (
-            f"the platform answered {status} ({message}); run the sync again later, "
+            f"the platform answered {status} ({message}); try again later, "
             "and check the platform's status if it persists"
         )
     return f"the platform refused the request ({status} {code}: {message}); report this to the developers"
@@ -259,7 +259,7 @@ class PlatformClient:
         if status == 429 and not retryable:
             hint = (
                 f"the platform asked us to wait {retry_after:g} s, longer than PLATFORM_MAX_RETRY_AFTER; "
-                "run the sync again later"
+                "try again later"
             )
         raise PlatformError(
             f"platform returned {status} {code}: {message}",

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from audit import context
 from audit.models import ActivityEvent
 from audit.services import record
+from classroom.locks import advisory_xact_lock
 from classroom.models import (
     Assignment,
     DailyPerformance,
@@ -207,11 +208,7 @@ def _students_of(run: SyncRun) -> QuerySet[Student]:
 
 def _lock_student(student_id: int) -> None:
     """Two workers syncing one student take turns; distinct students never wait for each other."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"sync-student:{student_id}"]
-            )
+    advisory_xact_lock(f"sync-student:{student_id}")
 
 
 @transaction.atomic

@@ -1,0 +1,74 @@
+"""The dispatcher sends once, whatever happens between us and the platform."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import ActivityEvent
+from classroom.models import DispatchLog
+from classroom.platform.dispatch import DispatchError, dispatch_send
+from tests.platform_fixtures import demo_class, report
+
+NUDGE = {"message": "You have a quiz due Friday: 20 minutes today keeps you on track."}
+
+
+@pytest.fixture
+def learner(school):
+    return demo_class(school, size=1).students[0]
+
+
+def test_a_dispatch_is_sent_logged_and_recorded(learner, platform, school):
+    log = dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference="alert:1", by=school.teacher)
+    assert (log.status, log.attempt, log.response_code) == ("sent", 1, 201)
+    sent = report(platform)["dispatches"]
+    assert len(sent) == 1
+    assert (sent[0]["student"], sent[0]["kind"], sent[0]["payload"]) == (learner.platform_id, "nudge", NUDGE)
+    assert sent[0]["key"] == log.idempotency_key
+    event = ActivityEvent.objects.get(verb="dispatch.sent")
+    assert (event.actor, event.student_id, event.details["attempts"]) == (school.teacher, learner.pk, 1)
+
+
+def test_a_retry_after_a_timeout_does_not_send_twice(learner, platform, settings):
+    settings.PLATFORM_TIMEOUT = 0.3
+    platform.state.config.update({"dispatch_delay_first_ms": 900})
+    log = dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference="alert:1")
+    attempts = list(DispatchLog.objects.order_by("attempt").values_list("attempt", "status", "response_code"))
+    assert attempts == [(1, "failed", None), (2, "sent", 200)]
+    assert "timed out" in DispatchLog.objects.get(attempt=1).error
+    platform_view = report(platform)
+    assert len(platform_view["dispatches"]) == 1
+    assert platform_view["replays"] == 1
+    assert ActivityEvent.objects.get(verb="dispatch.sent").details["replayed"] is True
+    assert log.attempt == 2
+
+
+def test_sending_the_same_thing_again_is_not_a_second_send(learner, platform):
+    first = dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference="alert:1")
+    requests = report(platform)["requests"]
+    again = dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference="alert:1")
+    assert again.pk == first.pk
+    assert report(platform)["requests"] == requests
+    assert ActivityEvent.objects.filter(verb="dispatch.deduplicated").count() == 1
+    dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference="alert:2")
+    assert len(report(platform)["dispatches"]) == 2
+
+
+def test_a_failed_dispatch_is_recorded_with_every_attempt_and_a_hint(learner, platform, settings):
+    settings.PLATFORM_MAX_ATTEMPTS = 3
+    platform.state.config.update({"fail_first": 10})
+    with pytest.raises(DispatchError) as error:
+        dispatch_send(student=learner, kind="assignment", payload={"title": "Quiz 4"}, reference="plan:7")
+    assert error.value.hint.startswith("the platform answered 503 (temporary failure, try again)")
+    assert DispatchLog.objects.filter(status="failed").count() == 3
+    event = ActivityEvent.objects.get(verb="dispatch.failed")
+    assert (event.status, event.details["attempts"]) == ("failed", 3)
+    assert report(platform)["dispatches"] == []
+
+
+def test_bad_dispatch_input_is_refused_before_anything_is_sent(learner, platform):
+    with pytest.raises(ValueError, match="kind must be one of assignment, nudge; got 'sms'"):
+        dispatch_send(student=learner, kind="sms", payload=NUDGE, reference="alert:1")
+    with pytest.raises(ValueError, match="reference must say what this dispatch is for"):
+        dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference=" ")
+    assert report(platform)["requests"] == 0
+    assert not DispatchLog.objects.exists()
