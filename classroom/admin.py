@@ -173,3 +173,45 @@ class AlertAdmin(admin.ModelAdmin):
             services.alert_resolve(alert=alert, by=request.user, note="resolved in the Django admin")
             done += 1
         self.message_user(request, f"Resolved {done} alert(s).")
+
+
+class SyncRunStudentInline(admin.TabularInline):
+    model = models.SyncRunStudent
+    extra = 0
+    can_delete = False
+    fields = [
+        "student",
+        "status",
+        "performance_rows",
+        "assignment_rows",
+        "milestone_rows",
+        "duration_ms",
+        "error",
+        "hint",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(models.SyncRun)
+class SyncRunAdmin(MirrorAdmin):
+    """Sync runs are written by the sync service only; here an admin reads what happened."""
+
+    list_display = [
+        "__str__",
+        "scope",
+        "trigger",
+        "status",
+        "total",
+        "succeeded",
+        "failed",
+        "queued_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "scope", "trigger", "organisation", "queued_at"]
+    list_select_related = ["organisation", "school_class", "student"]
+    search_fields = ["school_class__name", "student__last_name", "error", "hint", "correlation_id"]
+    date_hierarchy = "queued_at"
+    inlines = [SyncRunStudentInline]

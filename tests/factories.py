@@ -172,3 +172,23 @@ class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
 
     cluster = "proactive-tutor"
     beat_at = factory.LazyFunction(timezone.now)
+
+
+class SyncRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.SyncRun
+
+    school_class = factory.SubFactory(SchoolClassFactory)
+    organisation = factory.SelfAttribute("school_class.organisation")
+    scope = models.SyncRun.Scope.CLASS
+    trigger = models.SyncRun.Trigger.BUTTON
+    queued_at = factory.LazyFunction(timezone.now)
+
+
+class SyncRunStudentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.SyncRunStudent
+
+    run = factory.SubFactory(SyncRunFactory)
+    student = factory.SubFactory(StudentFactory, organisation=factory.SelfAttribute("..run.organisation"))
+    status = models.SyncRunStudent.Status.OK

@@ -114,16 +114,21 @@ def test_admin_alert_action_goes_through_the_service(client, school):
         "dispatchlog",
         "studentsyncstate",
         "alert",
+        "syncrun",
     ],
 )
 def test_every_classroom_model_has_a_working_admin_list(client, school, model):
     factories.AlertFactory(student=school.student)
     factories.DailyPerformanceFactory(student=school.student)
     factories.DispatchLogFactory(student=school.student)
+    failed = factories.SyncRunStudentFactory(run__school_class=school.school_class, status="failed")
     admin = factories.UserFactory(is_staff=True, is_superuser=True)
     login(client, admin)
     response = client.get(reverse(f"admin:classroom_{model}_changelist"), {"q": "a"})
     assert response.status_code == 200
+    if model == "syncrun":
+        detail = client.get(reverse("admin:classroom_syncrun_change", args=[failed.run.pk]))
+        assert failed.student.last_name in detail.content.decode()
 
 
 def test_sign_in_sign_out_and_failed_sign_in_are_recorded(client, school):
