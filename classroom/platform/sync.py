@@ -246,28 +246,46 @@ def _store(
         unique_fields=["student", "platform_id"],
         update_fields=["title", "due_on", "completed_on", "synced_at"],
     )
-    StudentSyncState.objects.update_or_create(
-        student_id=student_id,
-        defaults={
-            "last_synced_at": now,
-            "last_attempted_at": now,
-            "last_status": StudentSyncState.Status.OK,
-            "last_error": "",
-            "cursor": changes.as_of,
-        },
+    StudentSyncState.objects.bulk_create(
+        [
+            StudentSyncState(
+                student_id=student_id,
+                last_synced_at=now,
+                last_attempted_at=now,
+                last_status=StudentSyncState.Status.OK,
+                last_error="",
+                cursor=changes.as_of,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["student"],
+        update_fields=["last_synced_at", "last_attempted_at", "last_status", "last_error", "cursor"],
     )
-    SyncRunStudent.objects.update_or_create(
-        run=run,
-        student_id=student_id,
-        defaults={
-            "status": SyncRunStudent.Status.OK,
-            "performance_rows": len(changes.performance),
-            "assignment_rows": len(changes.assignments),
-            "milestone_rows": len(changes.plan_progress),
-            "duration_ms": duration_ms,
-            "error": "",
-            "hint": "",
-        },
+    SyncRunStudent.objects.bulk_create(
+        [
+            SyncRunStudent(
+                run=run,
+                student_id=student_id,
+                status=SyncRunStudent.Status.OK,
+                performance_rows=len(changes.performance),
+                assignment_rows=len(changes.assignments),
+                milestone_rows=len(changes.plan_progress),
+                duration_ms=duration_ms,
+                error="",
+                hint="",
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["run", "student"],
+        update_fields=[
+            "status",
+            "performance_rows",
+            "assignment_rows",
+            "milestone_rows",
+            "duration_ms",
+            "error",
+            "hint",
+        ],
     )
 
 
@@ -276,18 +294,32 @@ def _store_failure(run: SyncRun, student_id: int, error: PlatformError) -> None:
     """Record the failure; the student's mirrors and last good sync stay as they were."""
     _lock_student(student_id)
     now = timezone.now()
-    StudentSyncState.objects.update_or_create(
-        student_id=student_id,
-        defaults={
-            "last_attempted_at": now,
-            "last_status": StudentSyncState.Status.FAILED,
-            "last_error": str(error),
-        },
+    StudentSyncState.objects.bulk_create(
+        [
+            StudentSyncState(
+                student_id=student_id,
+                last_attempted_at=now,
+                last_status=StudentSyncState.Status.FAILED,
+                last_error=str(error),
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["student"],
+        update_fields=["last_attempted_at", "last_status", "last_error"],
     )
-    SyncRunStudent.objects.update_or_create(
-        run=run,
-        student_id=student_id,
-        defaults={"status": SyncRunStudent.Status.FAILED, "error": str(error), "hint": error.hint},
+    SyncRunStudent.objects.bulk_create(
+        [
+            SyncRunStudent(
+                run=run,
+                student_id=student_id,
+                status=SyncRunStudent.Status.FAILED,
+                error=str(error),
+                hint=error.hint,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["run", "student"],
+        update_fields=["status", "error", "hint"],
     )
     record(
         verb="sync.student_failed",
