@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, QuerySet, Sum
+from django.db import connection, transaction
+from django.db.models import Count, DateField, DateTimeField, Field, Model, QuerySet, Sum
 from django.utils import timezone
 
 from audit import context
@@ -44,6 +45,8 @@ from classroom.services import alerts_recompute
 SYSTEM_SYNC = "system:sync"
 PROGRESS_EVERY_SECONDS = 0.5
 STALE_RETRY_MINUTES = 10
+# Rows per upsert statement: well under the parameter limits of PostgreSQL (65,535) and SQLite (32,766).
+UPSERT_CHUNK = 500
 
 
 def sync_run_request(
@@ -207,8 +210,16 @@ def _students_of(run: SyncRun) -> QuerySet[Student]:
 
 
 def _lock_student(student_id: int) -> None:
-    """Two workers syncing one student take turns; distinct students never wait for each other."""
+    """Two workers syncing one student take turns; distinct students never wait for each other.
+
+    On PostgreSQL the student's transaction also commits without waiting for its WAL flush: a
+    crash may lose the last few milliseconds of mirror writes, together with the cursor that
+    recorded them, so the next sync fetches them again. It spares a disk flush per student.
+    """
     advisory_xact_lock(f"sync-student:{student_id}")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 @transaction.atomic
@@ -217,34 +228,31 @@ def _store(
 ) -> None:
     _lock_student(student_id)
     now = timezone.now()
-    DailyPerformance.objects.bulk_create(
-        [DailyPerformance(student_id=student_id, synced_at=now, **row) for row in changes.performance],
-        update_conflicts=True,
-        unique_fields=["student", "date"],
-        update_fields=["study_minutes", "mastery", "confidence", "checked_in", "synced_at"],
+    _upsert(
+        DailyPerformance,
+        [{"student_id": student_id, "synced_at": now, **row} for row in changes.performance],
+        unique=("student_id", "date"),
     )
-    Assignment.objects.bulk_create(
+    _upsert(
+        Assignment,
         [
-            Assignment(
-                student_id=student_id,
-                school_class_id=classes.get(row["class_platform_id"]),
-                platform_id=row["platform_id"],
-                title=row["title"],
-                due_at=row["due_at"],
-                submitted_at=row["submitted_at"],
-                synced_at=now,
-            )
+            {
+                "student_id": student_id,
+                "school_class_id": classes.get(row["class_platform_id"]),
+                "platform_id": row["platform_id"],
+                "title": row["title"],
+                "due_at": row["due_at"],
+                "submitted_at": row["submitted_at"],
+                "synced_at": now,
+            }
             for row in changes.assignments
         ],
-        update_conflicts=True,
-        unique_fields=["student", "platform_id"],
-        update_fields=["school_class", "title", "due_at", "submitted_at", "synced_at"],
+        unique=("student_id", "platform_id"),
     )
-    StudyPlanProgress.objects.bulk_create(
-        [StudyPlanProgress(student_id=student_id, synced_at=now, **row) for row in changes.plan_progress],
-        update_conflicts=True,
-        unique_fields=["student", "platform_id"],
-        update_fields=["title", "due_on", "completed_on", "synced_at"],
+    _upsert(
+        StudyPlanProgress,
+        [{"student_id": student_id, "synced_at": now, **row} for row in changes.plan_progress],
+        unique=("student_id", "platform_id"),
     )
     StudentSyncState.objects.bulk_create(
         [
@@ -287,6 +295,51 @@ def _store(
             "hint",
         ],
     )
+
+
+def _upsert(model: type[Model], rows: list[dict[str, Any]], *, unique: tuple[str, ...]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE of mirror rows, many rows per statement (one round trip).
+
+    The hot path of a sync: `bulk_create(update_conflicts=True)` spends most of its time compiling
+    the statement and preparing each value, which for a thousand students is most of the run.
+    Dates and datetimes go through the backend's own adapters, as the ORM would send them.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    fields = [model._meta.get_field(name) for name in names]
+    adapters = [_adapter(field) for field in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    updates = ", ".join(
+        f"{quote(field.column)} = excluded.{quote(field.column)}"
+        for name, field in zip(names, fields, strict=True)
+        if name not in unique
+    )
+    conflict = ", ".join(quote(model._meta.get_field(name).column) for name in unique)
+    row_sql = f"({', '.join(['%s'] * len(names))})"
+    table = quote(model._meta.db_table)
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        chunk = rows[start : start + UPSERT_CHUNK]
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(chunk))} "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        )
+        params = [
+            adapt(row[name]) if adapt else row[name]
+            for row in chunk
+            for name, adapt in zip(names, adapters, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _adapter(field: Field) -> Callable[[Any], Any] | None:
+    if isinstance(field, DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, DateField):
+        return connection.ops.adapt_datefield_value
+    return None
 
 
 @transaction.atomic
