@@ -43,3 +43,8 @@ def bind(*, source: str, correlation_id: str | None = None) -> Iterator[AuditCon
         yield ctx
     finally:
         _current.reset(token)
+
+
+def current_correlation_id() -> str:
+    """For django-auditlog (AUDITLOG_CID_GETTER): its entries share the events' correlation id."""
+    return current().correlation_id

@@ -1,14 +1,22 @@
-"""The one write path into the activity log."""
+"""The one write path into the activity log, and the failures that need someone's attention."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
-from audit import context
-from audit.models import ActivityEvent
+from audit import chain, context
+from audit.models import ActivityEvent, Failure
+
+DEFAULT_ESCALATION = {
+    Failure.Severity.HIGH: "If the remediation does not work, the organisation admin escalates to the "
+    "Proactive Tutor operators with this event's correlation id.",
+    Failure.Severity.NORMAL: "If it recurs after the remediation, the organisation admin reviews it "
+    "in Audit → Failures and escalates to the operators with its correlation id.",
+}
 
 
 def record(
@@ -27,12 +35,12 @@ def record(
     details: dict[str, Any] | None = None,
     source: str | None = None,
 ) -> ActivityEvent:
-    """Append one event. Call it inside the service's transaction so the event and the write
-    it describes commit or roll back together.
+    """Append one event to its organisation's hash chain. Call it inside the service's transaction
+    so the event and the write it describes commit or roll back together.
 
     `actor` is a user; automation passes `actor_name="system:<component>"` instead. A model
-    `target` fills target type and id; its `organisation_id`, `student_id` and `class_id`
-    attributes fill those columns unless given.
+    `target` fills target type and id; its `audit_scope()` (or its `organisation_id`,
+    `student_id` and `class_id` attributes) fills those columns unless given.
     """
     if actor is None and not actor_name:
         raise ValueError("an event needs an actor or an actor_name such as 'system:alerts'")
@@ -41,24 +49,117 @@ def record(
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or target.pk
-        organisation_id = organisation_id or getattr(target, "organisation_id", None)
-        student_id = student_id or getattr(target, "student_id", None)
+        scope = target.audit_scope() if hasattr(target, "audit_scope") else {}
+        organisation_id = organisation_id or scope.get(
+            "organisation_id", getattr(target, "organisation_id", None)
+        )
+        student_id = student_id or scope.get("student_id", getattr(target, "student_id", None))
+        class_id = class_id or scope.get("class_id", getattr(target, "class_id", None))
     if organisation_id is None and actor is not None:
         organisation_id = getattr(actor, "organisation_id", None)
     ctx = context.current()
-    return ActivityEvent.objects.create(
-        occurred_at=timezone.now(),
-        organisation_id=organisation_id,
-        actor=actor,
-        actor_name=actor_name or actor.get_username(),
-        verb=verb,
-        target_type=target_type,
-        target_id=str(target_id),
-        student_id=student_id,
-        class_id=class_id,
-        why=why,
-        status=status,
-        source=source or ctx.source,
-        correlation_id=ctx.correlation_id,
-        details=details or {},
-    )
+    # What the database will give back: keys as strings, tuples as lists; hashed exactly so.
+    details = json.loads(chain.canonical(details or {}))
+    actor_name = actor_name or actor.get_username()
+    with transaction.atomic():
+        seq, prev_hash = chain.advance_head(organisation_id)
+        event = ActivityEvent(
+            seq=seq,
+            occurred_at=timezone.now(),
+            organisation_id=organisation_id,
+            actor=actor,
+            actor_name=actor_name,
+            verb=verb,
+            target_type=target_type,
+            target_id=str(target_id),
+            student_id=student_id,
+            class_id=class_id,
+            why=why,
+            status=status,
+            source=source or ctx.source,
+            correlation_id=ctx.correlation_id,
+            details=details,
+            personal_digest=chain.personal_digest(actor_name, why, details),
+        )
+        event.hash = chain.event_hash(prev_hash, {**vars(event), "actor_id": event.actor_id})
+        event.save(force_insert=True)
+        chain.set_head(organisation_id, event.hash)
+    return event
+
+
+def record_failure(
+    *,
+    verb: str,
+    remediation: str,
+    severity: str = Failure.Severity.NORMAL,
+    escalation: str = "",
+    why: str = "",
+    **event: Any,
+) -> ActivityEvent:
+    """Record a failed action with what to do about it, and open (or bump) its Failure.
+
+    One Failure stays open per verb and target, counting recurrences, until someone resolves it.
+    """
+    escalation = escalation or DEFAULT_ESCALATION[Failure.Severity(severity)]
+    details = {**(event.pop("details", None) or {}), "remediation": remediation, "escalation": escalation}
+    details["severity"] = severity
+    with transaction.atomic():
+        failed = record(verb=verb, why=why, status=ActivityEvent.Status.FAILED, details=details, **event)
+        fingerprint = f"{verb}|{failed.target_type}:{failed.target_id}"[:200]
+        open_failure = (
+            Failure.objects.select_for_update()
+            .filter(organisation_id=failed.organisation_id, fingerprint=fingerprint, state=Failure.State.OPEN)
+            .first()
+        )
+        if open_failure is None:
+            Failure.objects.create(
+                organisation_id=failed.organisation_id,
+                fingerprint=fingerprint,
+                verb=verb,
+                target_type=failed.target_type,
+                target_id=failed.target_id,
+                student_id=failed.student_id,
+                class_id=failed.class_id,
+                severity=severity,
+                summary=why,
+                remediation=remediation,
+                escalation=escalation,
+                first_event=failed,
+                last_event=failed,
+                first_seen_at=failed.occurred_at,
+                last_seen_at=failed.occurred_at,
+            )
+        else:
+            open_failure.occurrences += 1
+            open_failure.last_event = failed
+            open_failure.last_seen_at = failed.occurred_at
+            open_failure.summary = why
+            open_failure.remediation = remediation
+            if severity == Failure.Severity.HIGH:
+                open_failure.severity = severity
+            open_failure.save()
+    return failed
+
+
+def failure_resolve(failure: Failure, *, by: Any, note: str = "") -> Failure:
+    """Close an open failure; a later failure of the same thing opens a new one."""
+    with transaction.atomic():
+        failure = Failure.objects.select_for_update().get(pk=failure.pk)
+        if failure.state != Failure.State.OPEN:
+            raise ValueError("this failure is already resolved")
+        failure.state = Failure.State.RESOLVED
+        failure.resolved_at = timezone.now()
+        failure.resolved_by = by
+        failure.resolution_note = note
+        failure.save()
+        record(
+            verb="failure.resolved",
+            actor=by,
+            target=failure,
+            organisation_id=failure.organisation_id,
+            student_id=failure.student_id,
+            class_id=failure.class_id,
+            why=note or "marked resolved",
+            details={"failed_event_id": failure.last_event_id, "occurrences": failure.occurrences},
+        )
+    return failure

@@ -1,12 +1,15 @@
-"""Sign-ins and sign-outs, recorded for compliance review."""
+"""Sign-ins and sign-outs, and field-level history, recorded for compliance review."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from auditlog.models import LogEntry
+from auditlog.signals import post_log
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from audit import context
 from audit.models import ActivityEvent
 from audit.services import record
 
@@ -30,4 +33,32 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None,
         actor_name=str(credentials.get("username", ""))[:150] or "anonymous",
         status=ActivityEvent.Status.FAILED,
         why="wrong username or password",
+    )
+
+
+@receiver(post_log)
+def _field_history(sender: Any, instance: Any, action: int, log_entry: Any = None, **kwargs: Any) -> None:
+    """Mirror each django-auditlog entry (a field-level diff) into the chained activity log, so
+    field history shares the timeline, the search, the export and the tamper evidence of events."""
+    if log_entry is None or action == LogEntry.Action.ACCESS:
+        return
+    verb = {
+        LogEntry.Action.CREATE: "created",
+        LogEntry.Action.UPDATE: "updated",
+        LogEntry.Action.DELETE: "deleted",
+    }
+    actor = log_entry.actor
+    source = context.current().source
+    record(
+        verb=f"{instance._meta.model_name}.{verb[action]}",
+        actor=actor,
+        actor_name="" if actor else f"system:{'auto' if source == 'system' else source}",
+        target=instance,
+        target_id=log_entry.object_pk,
+        why="field history",
+        details={
+            "changes": log_entry.changes_dict,
+            "log_entry_id": log_entry.pk,
+            "object": log_entry.object_repr,
+        },
     )

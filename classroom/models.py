@@ -27,6 +27,9 @@ class Organisation(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def audit_scope(self) -> dict[str, int | None]:
+        return {"organisation_id": self.pk}
+
     def thresholds(self) -> dict[str, Any]:
         """The alert thresholds in force: the settings' defaults with this organisation's overrides."""
         return {**settings.ALERT_THRESHOLDS, **(self.alert_thresholds or {})}
@@ -94,6 +97,9 @@ class SchoolClass(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def audit_scope(self) -> dict[str, int | None]:
+        return {"organisation_id": self.organisation_id, "class_id": self.pk}
+
 
 class Student(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="students")
@@ -122,6 +128,9 @@ class Student(models.Model):
     def __str__(self) -> str:
         return self.full_name
 
+    def audit_scope(self) -> dict[str, int | None]:
+        return {"organisation_id": self.organisation_id, "student_id": self.pk}
+
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
@@ -146,6 +155,13 @@ class Enrollment(models.Model):
     def __str__(self) -> str:
         return f"{self.student} in {self.school_class}"
 
+    def audit_scope(self) -> dict[str, int | None]:
+        return {
+            "organisation_id": self.school_class.organisation_id,
+            "student_id": self.student_id,
+            "class_id": self.school_class_id,
+        }
+
 
 class TeacherAssignment(models.Model):
     class Role(models.TextChoices):
@@ -167,6 +183,9 @@ class TeacherAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.teacher} teaches {self.school_class}"
+
+    def audit_scope(self) -> dict[str, int | None]:
+        return {"organisation_id": self.school_class.organisation_id, "class_id": self.school_class_id}
 
     def clean(self) -> None:
         teacher, school_class = self.teacher, self.school_class
@@ -361,6 +380,13 @@ class SyncRun(models.Model):
     def __str__(self) -> str:
         target = self.school_class or self.student or self.organisation
         return f"sync of {target} ({self.status})"
+
+    def audit_scope(self) -> dict[str, int | None]:
+        return {
+            "organisation_id": self.organisation_id,
+            "student_id": self.student_id,
+            "class_id": self.school_class_id,
+        }
 
     @property
     def is_active(self) -> bool:

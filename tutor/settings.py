@@ -150,6 +150,38 @@ Q_CLUSTER = {
 }
 
 AUDITLOG_STORE_JSON_CHANGES = True
+# Field-history entries carry the correlation id of the request or job that made them.
+AUDITLOG_CID_GETTER = "audit.context.current_correlation_id"
+
+# Audit log. Who sees which events, and the names of students and classes, come from the classroom
+# app through this object (audit imports no other app; see audit.directory).
+AUDIT_DIRECTORY = "classroom.audit_directory.ClassroomDirectory"
+# Events older than this lose their personal details (`manage.py redact_audit`, nightly); 0 keeps them.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)
+AUDIT_PAGE_SIZE = env_int("AUDIT_PAGE_SIZE", 50)
+# Approval queues the notifier watches: dotted callables returning audit.notify.PendingApproval items.
+AUDIT_APPROVAL_SOURCES: list[str] = []
+# An approval waiting longer than this is notified (once) to the organisation's channels.
+AUDIT_APPROVAL_NOTIFY_HOURS = env_int("AUDIT_APPROVAL_NOTIFY_HOURS", 24)
+AUDIT_NOTIFY_CRON = env_str("AUDIT_NOTIFY_CRON", "*/10 * * * *")
+AUDIT_RETENTION_CRON = env_str("AUDIT_RETENTION_CRON", "45 3 * * *")
+# Base URL of the console in links sent by email and Slack.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+
+# Email: printed to the console unless an SMTP server is configured.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_str("EMAIL_HOST", "")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 15)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Proactive Tutor <noreply@localhost>")
 
 # Risk alert thresholds; an organisation overrides any of them (Organisation.alert_thresholds).
 ALERT_THRESHOLDS = {

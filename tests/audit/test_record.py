@@ -137,7 +137,11 @@ def test_sign_in_sign_out_and_failed_sign_in_are_recorded(client, school):
     assert not client.login(username=school.teacher.username, password="hunter2-typo")
     assert client.login(username=school.teacher.username, password=PASSWORD)
     client.post("/accounts/logout/")
-    verbs = list(ActivityEvent.objects.order_by("id").values_list("verb", "status", "actor_name"))
+    verbs = list(
+        ActivityEvent.objects.filter(verb__startswith="user.log")
+        .order_by("id")
+        .values_list("verb", "status", "actor_name")
+    )
     assert verbs == [
         ("user.login_failed", "failed", school.teacher.username),
         ("user.logged_in", "succeeded", school.teacher.username),

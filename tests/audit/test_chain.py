@@ -1,0 +1,200 @@
+"""Append-only and tamper-evident: what a compliance reviewer relies on during a review."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.db.utils import DatabaseError
+
+from audit import chain, context
+from audit.models import ActivityEvent, AppendOnlyError, ChainHead
+from audit.services import record
+from tests import factories
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the append-only trigger is PostgreSQL's (SQLite has ORM guards only)",
+)
+
+
+def _events(organisation, n=5):
+    return [
+        record(
+            verb="test.happened", actor_name="system:test", organisation_id=organisation.pk, why=f"step {i}"
+        )
+        for i in range(n)
+    ]
+
+
+def _raw(sql, params=()):
+    """Tampering as someone with database access would do it, behind the ORM's back."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _tamper(sql, params=()):
+    # The trigger stops this on PostgreSQL; drop it to simulate an attacker who owns the table.
+    if connection.vendor == "postgresql":
+        _raw("ALTER TABLE audit_activityevent DISABLE TRIGGER audit_activityevent_append_only")
+    _raw(sql, params)
+    if connection.vendor == "postgresql":
+        _raw("ALTER TABLE audit_activityevent ENABLE TRIGGER audit_activityevent_append_only")
+
+
+def test_events_chain_per_organisation(school):
+    mine = _events(school.organisation, 3)
+    other = factories.OrganisationFactory()
+    theirs = _events(other, 2)
+    # Field history of the factories opened the chains too; ours continue them in order.
+    seqs = [e.seq for e in mine]
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
+    assert [e.seq for e in theirs][1] == theirs[0].seq + 1
+    head = ChainHead.objects.get(organisation_id=school.organisation.pk)
+    assert (head.seq, head.hash) == (mine[-1].seq, mine[-1].hash)
+    assert chain.verify().broken is None
+
+
+def test_the_orm_and_the_admin_cannot_change_or_delete_events(school):
+    event = _events(school.organisation, 1)[0]
+    event.why = "rewritten"
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        ActivityEvent.objects.filter(pk=event.pk).update(why="rewritten")
+    with pytest.raises(AppendOnlyError):
+        ActivityEvent.objects.filter(pk=event.pk).delete()
+    assert ActivityEvent.objects.get(pk=event.pk).why == "step 0"
+
+
+@postgres_only
+@pytest.mark.postgres
+def test_postgresql_rejects_raw_update_and_delete(school):
+    event = _events(school.organisation, 1)[0]
+    for sql in (
+        "UPDATE audit_activityevent SET why = 'rewritten' WHERE id = %s",
+        "DELETE FROM audit_activityevent WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            _raw(sql, [event.pk])
+    assert ActivityEvent.objects.get(pk=event.pk).why == "step 0"
+
+
+@postgres_only
+@pytest.mark.postgres
+def test_postgresql_lets_only_redaction_through_and_only_personal_columns(school):
+    event = _events(school.organisation, 1)[0]
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        _raw("SET LOCAL audit.redaction = 'on'")
+        _raw("UPDATE audit_activityevent SET verb = 'other', redacted_at = now() WHERE id = %s", [event.pk])
+    assert ActivityEvent.objects.get(pk=event.pk).verb == "test.happened"
+
+
+def test_verify_audit_passes_on_an_intact_log(school, capsys):
+    _events(school.organisation, 4)
+    call_command("verify_audit")
+    assert "Audit log intact" in capsys.readouterr().out
+
+
+def test_verify_audit_names_an_edited_event(school):
+    events = _events(school.organisation, 4)
+    _tamper("UPDATE audit_activityevent SET why = 'nothing to see' WHERE id = %s", [events[1].pk])
+    with pytest.raises(CommandError, match=f"event {events[1].pk} .*edited"):
+        call_command("verify_audit")
+
+
+def test_verify_audit_names_an_event_whose_verb_was_changed(school):
+    events = _events(school.organisation, 4)
+    _tamper("UPDATE audit_activityevent SET status = 'succeeded', verb = 'x.y' WHERE id = %s", [events[2].pk])
+    with pytest.raises(CommandError, match=f"event {events[2].pk} .*does not match its hash"):
+        call_command("verify_audit")
+
+
+def test_verify_audit_catches_a_deleted_event(school):
+    events = _events(school.organisation, 4)
+    _tamper("DELETE FROM audit_activityevent WHERE id = %s", [events[1].pk])
+    with pytest.raises(CommandError, match=f"event {events[2].pk} .*seq {events[1].seq} is missing"):
+        call_command("verify_audit")
+
+
+def test_verify_audit_catches_the_newest_events_deleted(school):
+    events = _events(school.organisation, 3)
+    _tamper("DELETE FROM audit_activityevent WHERE id = %s", [events[-1].pk])
+    with pytest.raises(CommandError, match="newest events were deleted"):
+        call_command("verify_audit")
+
+
+def test_verify_audit_catches_reordered_events(school):
+    events = _events(school.organisation, 4)
+    first, second = events[1], events[2]
+    # Swap the times of two events, so the log reads as if they happened the other way round.
+    _tamper("UPDATE audit_activityevent SET occurred_at = %s WHERE id = %s", [second.occurred_at, first.pk])
+    _tamper("UPDATE audit_activityevent SET occurred_at = %s WHERE id = %s", [first.occurred_at, second.pk])
+    with pytest.raises(CommandError, match=f"event {first.pk} "):
+        call_command("verify_audit")
+
+
+def test_a_failed_verification_is_itself_recorded(school):
+    events = _events(school.organisation, 2)
+    _tamper("UPDATE audit_activityevent SET why = 'x' WHERE id = %s", [events[0].pk])
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    finding = ActivityEvent.objects.get(verb="audit.verified")
+    assert finding.status == "failed" and str(events[0].pk) in finding.why
+
+
+def test_retention_redacts_personal_details_and_the_chain_still_verifies(school, capsys):
+    with context.bind(source="page"):
+        kept_verb = record(
+            verb="alert.acknowledged",
+            actor=school.teacher,
+            why="spoke to Sam's parents",
+            details={"note": "Sam Jones at home"},
+            organisation_id=school.organisation.pk,
+        )
+    call_command("redact_audit", "--before", "2999-01-01")
+    assert "Redacted" in capsys.readouterr().out
+    event = ActivityEvent.objects.get(pk=kept_verb.pk)
+    assert (event.actor_name, event.why, event.details) == ("[redacted]", "[redacted]", {"redacted": True})
+    assert event.verb == "alert.acknowledged" and event.actor_id == school.teacher.pk
+    assert event.redacted_at is not None
+    redaction = ActivityEvent.objects.get(verb="audit.redacted")
+    assert redaction.details["events_redacted"] >= 1
+    call_command("verify_audit")
+    assert "redacted" in capsys.readouterr().out
+
+
+def test_redact_audit_rejects_a_bad_date(db):
+    with pytest.raises(CommandError, match="--before must be a date"):
+        call_command("redact_audit", "--before", "last tuesday")
+
+
+def test_field_history_joins_the_timeline_with_the_request_correlation_id(client, school):
+    from tests.conftest import login
+
+    admin = factories.UserFactory(organisation=school.organisation, is_staff=True, is_superuser=True)
+    login(client, admin)
+    response = client.post(
+        f"/admin/classroom/schoolclass/{school.school_class.pk}/change/",
+        {
+            "organisation": school.organisation.pk,
+            "name": "Biology, set 2",
+            "subject": "Biology",
+            "platform_id": school.school_class.platform_id,
+            "is_active": "on",
+            "teacher_assignments-TOTAL_FORMS": "0",
+            "teacher_assignments-INITIAL_FORMS": "0",
+            "enrollments-TOTAL_FORMS": "0",
+            "enrollments-INITIAL_FORMS": "0",
+        },
+        HTTP_X_CORRELATION_ID="corr-field-history-1",
+    )
+    assert response.status_code == 302
+    events = ActivityEvent.objects.filter(correlation_id="corr-field-history-1")
+    assert {"schoolclass.changed", "schoolclass.updated"} <= set(events.values_list("verb", flat=True))
+    diff = events.get(verb="schoolclass.updated")
+    assert diff.details["changes"]["name"][1] == "Biology, set 2"
+    assert diff.class_id == school.school_class.pk and diff.actor_id == admin.pk and diff.source == "admin"
