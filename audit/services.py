@@ -94,18 +94,20 @@ def record_failure(
     severity: str = Failure.Severity.NORMAL,
     escalation: str = "",
     why: str = "",
+    fingerprint: str = "",
     **event: Any,
 ) -> ActivityEvent:
     """Record a failed action with what to do about it, and open (or bump) its Failure.
 
-    One Failure stays open per verb and target, counting recurrences, until someone resolves it.
+    One Failure stays open per `fingerprint` (by default the verb and target), counting
+    recurrences, until someone resolves it.
     """
     escalation = escalation or DEFAULT_ESCALATION[Failure.Severity(severity)]
     details = {**(event.pop("details", None) or {}), "remediation": remediation, "escalation": escalation}
     details["severity"] = severity
     with transaction.atomic():
         failed = record(verb=verb, why=why, status=ActivityEvent.Status.FAILED, details=details, **event)
-        fingerprint = f"{verb}|{failed.target_type}:{failed.target_id}"[:200]
+        fingerprint = (fingerprint or f"{verb}|{failed.target_type}:{failed.target_id}")[:200]
         open_failure = (
             Failure.objects.select_for_update()
             .filter(organisation_id=failed.organisation_id, fingerprint=fingerprint, state=Failure.State.OPEN)

@@ -16,8 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.models import ActivityEvent
-from audit.services import record
+from audit.services import record, record_failure
 from classroom.models import DispatchLog, Student, User
 from classroom.platform.client import PlatformClient, PlatformError
 
@@ -105,14 +104,15 @@ def dispatch_send(
     except PlatformError as error:
         last = logs[max(logs)] if logs else None
         with transaction.atomic():
-            record(
+            record_failure(
                 verb="dispatch.failed",
+                remediation=error.hint,
+                fingerprint=f"dispatch|{student.pk}|{kind}",
                 target=last,
                 target_type="" if last else "classroom.dispatchlog",
                 student_id=student.pk,
                 organisation_id=student.organisation_id,
-                status=ActivityEvent.Status.FAILED,
-                why=error.hint,
+                why=str(error),
                 details={
                     "idempotency_key": key,
                     "kind": kind,

@@ -23,8 +23,8 @@ from django.db.models import Count, DateField, DateTimeField, Field, Model, Quer
 from django.utils import timezone
 
 from audit import context
-from audit.models import ActivityEvent
-from audit.services import record
+from audit.models import ActivityEvent, Failure
+from audit.services import record, record_failure
 from classroom.locks import advisory_xact_lock
 from classroom.models import (
     Assignment,
@@ -436,15 +436,13 @@ def _finish(
                 "hint",
             ]
         )
-        record(
-            verb="sync.finished",
-            actor_name=SYSTEM_SYNC,
-            target=run,
-            student_id=run.student_id,
-            class_id=run.school_class_id,
-            status=ActivityEvent.Status.SUCCEEDED if succeeded else ActivityEvent.Status.FAILED,
-            why=run.hint or f"{run.succeeded} students synced",
-            details={
+        event = {
+            "verb": "sync.finished",
+            "actor_name": SYSTEM_SYNC,
+            "target": run,
+            "student_id": run.student_id,
+            "class_id": run.school_class_id,
+            "details": {
                 "outcome": run.status,
                 "total": run.total,
                 "succeeded": run.succeeded,
@@ -453,7 +451,28 @@ def _finish(
                 "error": run.error,
                 "seconds": run.duration_seconds,
             },
-        )
+        }
+        if succeeded:
+            record(**event, why=f"{run.succeeded} students synced")
+        else:
+            # One open failure per sync target, however many runs fail, until someone resolves it.
+            target = (
+                f"class:{run.school_class_id}"
+                if run.school_class_id
+                else f"student:{run.student_id}"
+                if run.student_id
+                else "all"
+            )
+            record_failure(
+                **event,
+                why=run.error or f"{run.failed} of {run.total} students failed",
+                remediation=run.hint
+                or "retry the sync from the class page; if it fails again, check the platform",
+                severity=Failure.Severity.HIGH
+                if run.status == SyncRun.Status.FAILED
+                else Failure.Severity.NORMAL,
+                fingerprint=f"sync|{run.organisation_id}|{target}",
+            )
     if run.succeeded:
         alerts_recompute(
             organisation=run.organisation,

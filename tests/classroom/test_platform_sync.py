@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from audit.models import ActivityEvent
+from audit.models import ActivityEvent, Failure
 from classroom.models import (
     Alert,
     Assignment,
@@ -160,6 +160,11 @@ def test_outage_fails_the_run_with_a_hint_and_loses_nothing(school, platform, se
     assert "the platform answered 503" in run.hint
     assert _mirror_snapshot() == before
     assert ActivityEvent.objects.get(verb="sync.finished", target_id=str(run.pk)).status == "failed"
+    # The failure is open for someone to act on, once per class however many runs fail.
+    _sync(demo)
+    failure = Failure.objects.get(state="open")
+    assert (failure.severity, failure.occurrences) == ("high", 2)
+    assert "the platform answered 503" in failure.remediation and failure.escalation
 
 
 def test_an_expired_token_says_how_to_fix_it(school, platform, settings):
