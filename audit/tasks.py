@@ -1,0 +1,15 @@
+"""django-q2 entry points of the audit app: thin, idempotent, safe to retry."""
+
+from __future__ import annotations
+
+from audit import context
+from audit.retention import redact_before, retention_cutoff
+
+
+def redact_expired() -> str:
+    cutoff = retention_cutoff()
+    if cutoff is None:
+        return "retention off (AUDIT_RETENTION_DAYS=0)"
+    with context.bind(source="worker"):
+        done = redact_before(cutoff)
+    return f"redacted {done.events} events before {cutoff:%Y-%m-%d}"
