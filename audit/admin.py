@@ -3,15 +3,28 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import QuerySet, URLField
 from django.http import HttpRequest
 
-from audit.models import ActivityEvent
+from audit.models import ActivityEvent, Failure, NotificationDelivery, NotificationSettings
 from audit.services import record
 
 
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Rows that only their service writes: the admin can look but never add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(ActivityEvent)
-class ActivityEventAdmin(admin.ModelAdmin):
+class ActivityEventAdmin(ReadOnlyModelAdmin):
     """Read-only: the log is append-only, so the admin can look but never add, change or delete."""
 
     list_display = ["occurred_at", "actor_name", "verb", "target_type", "target_id", "status", "source"]
@@ -20,15 +33,6 @@ class ActivityEventAdmin(admin.ModelAdmin):
     date_hierarchy = "occurred_at"
     list_select_related = False
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: ActivityEvent | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: ActivityEvent | None = None) -> bool:
-        return False
 
 
 class AuditedModelAdmin(admin.ModelAdmin):
@@ -64,3 +68,43 @@ class AuditedModelAdmin(admin.ModelAdmin):
             why="deleted in the Django admin",
             details={"repr": str(obj)},
         )
+
+
+@admin.register(Failure)
+class FailureAdmin(ReadOnlyModelAdmin):
+    """Read-only: failures are opened by `record_failure` and resolved in Audit → Failures."""
+
+    list_display = ["severity", "state", "fingerprint", "occurrences", "last_seen_at", "organisation_id"]
+    list_filter = ["state", "severity"]
+    search_fields = ["fingerprint", "summary"]
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(AuditedModelAdmin):
+    """Where an organisation's notifications go. The webhook URL is a secret: no list shows it."""
+
+    list_display = ["organisation_id", "email_recipients", "has_slack_webhook"]
+    formfield_overrides = {URLField: {"assume_scheme": "https"}}  # webhooks are https
+    fields = [
+        "organisation_id",
+        "email_recipients",
+        "slack_webhook_url",
+        "notify_high_failures",
+        "notify_pending_approvals",
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: NotificationSettings | None = None) -> list[str]:
+        return ["organisation_id"] if obj else []  # the primary key: changing it would copy the row
+
+    @admin.display(boolean=True, description="Slack webhook")
+    def has_slack_webhook(self, obj: NotificationSettings) -> bool:
+        return bool(obj.slack_webhook_url)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyModelAdmin):
+    """Read-only: deliveries are claimed and finished by `audit.notify` alone."""
+
+    list_display = ["claimed_at", "organisation_id", "item_key", "channel", "status", "attempts", "sent_at"]
+    list_filter = ["status", "channel"]
+    search_fields = ["item_key"]

@@ -53,6 +53,7 @@ def test_install_schedules_is_idempotent(db):
         "heartbeat",
         "recompute-alerts",
         "sync-platform-nightly",
+        "audit-notify",
         "audit-retention",
     }
     assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"

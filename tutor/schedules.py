@@ -30,6 +30,12 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         "queue a platform sync of every active class",
     ),
     RecurringJob(
+        "audit-notify",
+        "audit.tasks.notify",
+        settings.AUDIT_NOTIFY_CRON,
+        "email and Slack for high-severity failures and approvals pending too long, once each",
+    ),
+    RecurringJob(
         "audit-retention",
         "audit.tasks.redact_expired",
         settings.AUDIT_RETENTION_CRON,
