@@ -74,7 +74,6 @@ import argparse
 import gc
 import html
 import json
-import math
 import os
 import platform
 import random
@@ -93,11 +92,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from bench.common import (  # noqa: E402 - after the repo root is on sys.path
+    database_url,
+    django_version,
+    percentile,
+    positive_int,
+    postgres_database,
+)
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 MANAGE = REPO_ROOT / "manage.py"
@@ -170,15 +177,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres; the bench creates "
         f"a database {DATABASE_NAME} there and drops it at the end",
     )
-    parser.add_argument("--events", type=_positive, default=1_000_000, help="events to load (1000000)")
+    parser.add_argument("--events", type=positive_int, default=1_000_000, help="events to load (1000000)")
     parser.add_argument(
         "--class-size",
-        type=_positive,
+        type=positive_int,
         default=200,
         help="students per demo class, seed_demo --class-size (200)",
     )
-    parser.add_argument("--runs", type=_positive, default=20, help="timed requests per search page (20)")
-    parser.add_argument("--warmup", type=_positive, default=3, help="untimed requests per search page (3)")
+    parser.add_argument("--runs", type=positive_int, default=20, help="timed requests per search page (20)")
+    parser.add_argument("--warmup", type=positive_int, default=3, help="untimed requests per search page (3)")
     parser.add_argument("--seed", type=int, default=4, help="random seed of the generated history (4)")
     parser.add_argument("--keep", action="store_true", help=f"keep the database {DATABASE_NAME} afterwards")
     parser.add_argument(
@@ -197,13 +204,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if urlsplit(args.database_url).scheme not in POSTGRES_SCHEMES:
         parser.error("--database-url must be a postgres:// URL")
     return args
-
-
-def _positive(value: str) -> int:
-    number = int(value.replace("_", "").replace(",", ""))
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
 
 
 def child_env(url: str) -> dict[str, str]:
@@ -226,27 +226,16 @@ def child_env(url: str) -> dict[str, str]:
 def database(args: argparse.Namespace) -> Iterator[str]:
     """The DATABASE_URL of `bench_audit`: created fresh and dropped afterwards, even when the run
     fails; with --reuse the existing one, kept; with --keep kept."""
-    import psycopg
-    from psycopg import sql
-
-    url = urlunsplit(urlsplit(args.database_url)._replace(path=f"/{DATABASE_NAME}"))
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE_NAME))
     if args.reuse:
+        import psycopg
+
+        url = database_url(args.database_url, DATABASE_NAME)
         with psycopg.connect(url):
             pass  # fails clearly if there is nothing to reuse
         yield url
         return
-    with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(drop)
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
-    try:
+    with postgres_database(args.database_url, DATABASE_NAME, keep=args.keep) as url:
         yield url
-    finally:
-        if args.keep:
-            print(f"kept the database {DATABASE_NAME}", file=sys.stderr)
-        else:
-            with psycopg.connect(args.database_url, autocommit=True) as conn:
-                conn.execute(drop)
 
 
 def prepare(args: argparse.Namespace, *, env: dict[str, str], tmp: Path) -> dict[str, Any]:
@@ -1330,7 +1319,7 @@ def read_export(client: Any, url: str) -> tuple[int, int, bytes]:
     try:
         for chunk in response.streaming_content:
             if not header:
-                header = chunk
+                header = chunk.split(b"\n", 1)[0] + b"\n"
             size += len(chunk)
             lines += chunk.count(b"\n")
     finally:
@@ -1550,18 +1539,6 @@ def check(probe: Probe, response: Any) -> str:
             f"for {probe.matches} matches"
         )
     return body
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least pct% of samples at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(math.ceil(pct / 100 * len(ordered)), 1) - 1]
-
-
-def django_version() -> str:
-    import django
-
-    return django.get_version()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import os
 import platform
 import statistics
@@ -47,16 +46,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from bench.common import (  # noqa: E402 - after the repo root is on sys.path
+    database_for,
+    django_version,
+    percentile,
+    positive_int,
+)
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
@@ -110,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         for size in args.sizes:
-            with database_for(size, server_url=args.database_url, tmp=Path(tmp)) as url:
+            with database_for(f"bench_dashboard_{size}", server_url=args.database_url, tmp=Path(tmp)) as url:
                 results.append(run_child(size, url=url, args=args, tmp=Path(tmp)))
     runtime_s = time.perf_counter() - started
     markdown = render_markdown(results, args=args, runtime_s=runtime_s)
@@ -129,8 +134,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes", type=_sizes, default=[30, 300, 2000], help="roster sizes, comma-separated (30,300,2000)"
     )
-    parser.add_argument("--requests", type=_positive, default=30, help="timed requests per view (30)")
-    parser.add_argument("--warmup", type=_positive, default=5, help="untimed requests per view first (5)")
+    parser.add_argument("--requests", type=positive_int, default=30, help="timed requests per view (30)")
+    parser.add_argument("--warmup", type=positive_int, default=5, help="untimed requests per view first (5)")
     parser.add_argument(
         "--database-url",
         help="a PostgreSQL server to use, e.g. postgres://postgres@127.0.0.1:5432/postgres; the bench "
@@ -138,7 +143,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "temporary directory)",
     )
     # Internal: how the parent runs one size in a subprocess.
-    parser.add_argument("--child-size", type=_positive, help=argparse.SUPPRESS)
+    parser.add_argument("--child-size", type=positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--child-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.database_url and urlsplit(args.database_url).scheme not in POSTGRES_SCHEMES:
@@ -146,40 +151,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
-
-
 def _sizes(value: str) -> list[int]:
-    sizes = [_positive(part) for part in value.replace("_", "").split(",") if part.strip()]
+    sizes = [positive_int(part) for part in value.replace("_", "").split(",") if part.strip()]
     if not sizes:
         raise argparse.ArgumentTypeError("give at least one roster size")
     return sizes
-
-
-@contextmanager
-def database_for(size: int, *, server_url: str | None, tmp: Path) -> Iterator[str]:
-    """A DATABASE_URL for one roster size: a fresh SQLite file, or a fresh PostgreSQL database
-    that is dropped afterwards, even when the run fails."""
-    if server_url is None:
-        yield f"sqlite:///{tmp / f'bench_dashboard_{size}.sqlite3'}"
-        return
-    import psycopg
-    from psycopg import sql
-
-    name = f"bench_dashboard_{size}"
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(drop)
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(drop)
 
 
 def run_child(size: int, *, url: str, args: argparse.Namespace, tmp: Path) -> SizeResult:
@@ -387,18 +363,6 @@ def check(probe: Probe, response: Any) -> None:
         table = body.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
         if table.count("<tr") != probe.roster_rows:
             raise SystemExit(f"{probe.path}: {table.count('<tr')} roster rows, expected {probe.roster_rows}")
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least pct% of samples at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(math.ceil(pct / 100 * len(ordered)), 1) - 1]
-
-
-def django_version() -> str:
-    import django
-
-    return django.get_version()
 
 
 if __name__ == "__main__":

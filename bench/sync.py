@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import re
@@ -70,11 +69,18 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from bench.common import (  # noqa: E402 - after the repo root is on sys.path
+    database_for,
+    django_version,
+    percentile,
+    positive_int,
+)
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
@@ -180,8 +186,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Wall time of a class sync against the ideal by concurrency, and its peak memory by size."
     )
-    parser.add_argument("--students", type=_positive, default=1000, help="students in the timed class (1000)")
-    parser.add_argument("--latency-ms", type=_positive, default=50, help="simulated platform latency (50)")
+    parser.add_argument(
+        "--students", type=positive_int, default=1000, help="students in the timed class (1000)"
+    )
+    parser.add_argument("--latency-ms", type=positive_int, default=50, help="simulated platform latency (50)")
     parser.add_argument(
         "--concurrency",
         type=_numbers,
@@ -198,7 +206,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--memory-latency-ms", type=int, default=5, help="simulated latency for the memory part (5)"
     )
     parser.add_argument(
-        "--memory-concurrency", type=_positive, default=16, help="concurrency for the memory part (16)"
+        "--memory-concurrency", type=positive_int, default=16, help="concurrency for the memory part (16)"
     )
     parser.add_argument(
         "--simulator",
@@ -228,15 +236,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _positive(value: str) -> int:
-    number = int(value.replace("_", ""))
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
-
-
 def _numbers(value: str) -> list[int]:
-    numbers = [_positive(part) for part in value.split(",") if part.strip()]
+    numbers = [positive_int(part) for part in value.split(",") if part.strip()]
     if not numbers:
         raise argparse.ArgumentTypeError("give at least one number")
     return numbers
@@ -285,27 +286,6 @@ def simulator_process(args: argparse.Namespace, tmp: Path) -> Iterator[str | Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@contextmanager
-def database_for(name: str, *, server_url: str | None, tmp: Path) -> Iterator[str]:
-    """A DATABASE_URL for one configuration: a fresh SQLite file, or a fresh PostgreSQL database
-    that is dropped afterwards, even when the run fails."""
-    if server_url is None:
-        yield f"sqlite:///{tmp / f'{name}.sqlite3'}"
-        return
-    import psycopg
-    from psycopg import sql
-
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(drop)
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(drop)
 
 
 def run_child(
@@ -693,18 +673,6 @@ def measure(config: Config, *, simulator_url: str | None) -> Result:
         single_fetch_ms=single_fetch_ms,
         notes=notes,
     )
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least pct% of samples at or below it."""
-    ordered = sorted(samples)
-    return ordered[max(math.ceil(pct / 100 * len(ordered)), 1) - 1]
-
-
-def django_version() -> str:
-    import django
-
-    return django.get_version()
 
 
 if __name__ == "__main__":
