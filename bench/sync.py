@@ -3,7 +3,7 @@
 Usage, from the repo root:
 
     .venv/bin/python bench/sync.py [--students 1000] [--latency-ms 50] [--concurrency 1,16]
-        [--memory-sizes 250,500,1000] [--memory-latency-ms 5] [--memory-concurrency 16]
+        [--first-sync 1] [--memory-sizes 250,500,1000] [--memory-latency-ms 5] [--memory-concurrency 16]
         [--simulator process|thread] [--database-url URL] [--debug]
 
 The goal (from the issue): 1,000 students at 50 ms of platform latency and concurrency 16 sync
@@ -28,11 +28,14 @@ Method
    fetches one at a time, which should be the latency plus a millisecond or two.
 3. Before the timed run, one student of the class is synced (untimed warm-up: imports, the first
    connections), every student's sync cursor is reset (`StudentSyncState.cursor = None`, so each
-   is fully fetched) and the simulator's counters are reset. After it, the run must have
+   is fully fetched) and the simulator's counters are reset. Two cases: a re-sync ("kept": the
+   platform sends back what the mirrors already hold, which the upserts compare and leave alone)
+   and, with `--first-sync 1`, a first sync ("empty": the class's mirrors and sync states deleted,
+   so every row is inserted). After it, the run must have
    succeeded with every student, and the simulator must have received exactly one GET per student.
 4. Wall time is `time.perf_counter()` around `sync_run_execute`, which includes its end (the counts
    from the per-student rows and the risk alerts of the class, recomputed). Where the time goes
-   is measured on the main thread, which stores each student as its fetch completes, by wrapping
+   is measured on the main thread, which stores the fetched students in batches, by wrapping
    the sync module's `_store`, `_save_progress`, `_finish` and `alerts_recompute` with timers and
    the connection with `execute_wrapper` (SQL time); the rest of the main thread's time is mostly
    waiting for fetches. Fetch times are the per-student `duration_ms` the run records (platform
@@ -99,6 +102,9 @@ class Config:
     students: int
     latency_ms: int
     concurrency: int
+    # "kept": a re-sync, the platform sending back what the mirrors already hold (rows compared,
+    # unchanged ones left alone); "empty": a first sync, every row inserted.
+    mirrors: str = "kept"
 
     @property
     def ideal_s(self) -> float:
@@ -162,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     configs = [Config("time", args.students, args.latency_ms, c) for c in args.concurrency]
     configs += [
+        Config("time", args.students, args.latency_ms, max(args.concurrency), mirrors="empty")
+        for _ in range(args.first_sync)
+    ]
+    configs += [
         Config("memory", size, args.memory_latency_ms, args.memory_concurrency) for size in args.memory_sizes
     ]
     results: list[Result] = []
@@ -195,6 +205,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_numbers,
         default=[1, 16],
         help="client concurrencies to time, comma-separated (1,16)",
+    )
+    parser.add_argument(
+        "--first-sync",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="also time a first sync (mirrors emptied, every row inserted) at the highest concurrency (1)",
     )
     parser.add_argument(
         "--memory-sizes",
@@ -293,7 +310,8 @@ def run_child(
 ) -> Result:
     env = child_env(url, args)
     label = (
-        f"{config.kind} {config.students} students, {config.latency_ms} ms, concurrency {config.concurrency}"
+        f"{config.kind} {config.students} students, {config.latency_ms} ms, "
+        f"concurrency {config.concurrency}, mirrors {config.mirrors}"
     )
     print(f"{label}: migrate, seed ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -349,14 +367,15 @@ def render_markdown(results: list[Result], *, args: argparse.Namespace, runtime_
             "",
             "## Wall time against the ideal (students x latency / concurrency)",
             "",
-            "| students | latency ms | single fetch ms | concurrency | wall s | ideal s | ratio | students/s "
-            "| run | ok / failed | GETs |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+            "| students | mirrors | latency ms | single fetch ms | concurrency | wall s | ideal s | ratio "
+            "| students/s | run | ok / failed | GETs |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
         for r in timed:
             c = r.config
             lines.append(
-                f"| {c.students:,} | {c.latency_ms} | {r.single_fetch_ms:.1f} | {c.concurrency} "
+                f"| {c.students:,} | {c.mirrors} | {c.latency_ms} | {r.single_fetch_ms:.1f} "
+                f"| {c.concurrency} "
                 f"| {r.wall_s:.2f} | {c.ideal_s:.2f} | {r.ratio:.2f} | {c.students / r.wall_s:.0f} "
                 f"| {r.status} | {r.succeeded:,} / {r.failed} | {r.gets:,} |"
             )
@@ -364,18 +383,20 @@ def render_markdown(results: list[Result], *, args: argparse.Namespace, runtime_
             "",
             "## Where the time goes",
             "",
-            "Main thread: storing each student (`_store`, of which SQL), progress saves, the end of the "
+            "Main thread: storing the fetched students, a batch per transaction (`_store`, of which SQL), "
+            "progress saves, the end of the "
             "run (`_finish`, of which the alerts recompute) and the rest, mostly waiting for fetches. "
             "SQL is the statements' time through the cursor (not the transactions' COMMIT). "
             "Fetch: per student on the client's threads (latency, HTTP, JSON). CPU: the whole process.",
             "",
-            "| concurrency | wall s | store s | of which SQL s | store ms / student | progress s "
+            "| concurrency | mirrors | wall s | store s | of which SQL s | store ms / student | progress s "
             "| finish s | of which alerts s | rest (waiting) s | fetch median ms | fetch p95 ms | CPU s |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in timed:
             lines.append(
-                f"| {r.config.concurrency} | {r.wall_s:.2f} | {r.store_s:.2f} | {r.store_sql_s:.2f} "
+                f"| {r.config.concurrency} | {r.config.mirrors} | {r.wall_s:.2f} | {r.store_s:.2f} "
+                f"| {r.store_sql_s:.2f} "
                 f"| {r.store_s / r.config.students * 1000:.2f} | {r.progress_s:.2f} | {r.finish_s:.2f} "
                 f"| {r.alerts_s:.2f} | {r.waiting_s:.2f} | {r.fetch_median_ms:.0f} | {r.fetch_p95_ms:.0f} "
                 f"| {r.cpu_s:.2f} |"
@@ -405,7 +426,8 @@ def render_markdown(results: list[Result], *, args: argparse.Namespace, runtime_
         if r.config.concurrency > 1:
             verdict = "within" if r.ratio <= GOAL_RATIO else "NOT within"
             lines.append(
-                f"- Concurrency {r.config.concurrency}: {r.ratio:.2f}x the ideal, {verdict} the goal of "
+                f"- Concurrency {r.config.concurrency}, mirrors {r.config.mirrors}: {r.ratio:.2f}x the "
+                f"ideal, {verdict} the goal of "
                 f"{GOAL_RATIO}x ({r.config.ideal_s * GOAL_RATIO:.2f} s)."
             )
     if len(memory) > 1:
@@ -536,7 +558,17 @@ def measure(config: Config, *, simulator_url: str | None) -> Result:
     from django.db import connection
 
     from audit import context
-    from classroom.models import Enrollment, SchoolClass, Student, StudentSyncState, SyncRun, SyncRunStudent
+    from classroom.models import (
+        Assignment,
+        DailyPerformance,
+        Enrollment,
+        SchoolClass,
+        Student,
+        StudentSyncState,
+        StudyPlanProgress,
+        SyncRun,
+        SyncRunStudent,
+    )
     from classroom.platform.client import PlatformClient
     from classroom.platform.simulator import SimulatorConfig, start_in_thread
     from classroom.platform.sync import sync_run_execute, sync_run_request
@@ -583,6 +615,9 @@ def measure(config: Config, *, simulator_url: str | None) -> Result:
                 raise SystemExit(f"warm-up sync {warm.status}: {warm.error} {warm.hint}")
 
             StudentSyncState.objects.update(cursor=None)
+            if config.mirrors == "empty":
+                for model in (DailyPerformance, Assignment, StudyPlanProgress, StudentSyncState):
+                    model.objects.filter(student__in=roster).delete()
             control.post("/_sim/reset").raise_for_status()
             run, created = sync_run_request(
                 organisation=organisation, school_class=school_class, trigger=SyncRun.Trigger.COMMAND

@@ -97,6 +97,24 @@ def test_second_sync_asks_only_for_what_changed(school, platform):
     assert _mirror_snapshot() == before
 
 
+def test_a_full_resync_rewrites_only_the_rows_that_changed(school, platform):
+    demo = demo_class(school)
+    _sync(demo)
+    stamps = dict(DailyPerformance.objects.values_list("pk", "synced_at"))
+    drifted = DailyPerformance.objects.filter(student=demo.students[0]).order_by("date").first()
+    DailyPerformance.objects.filter(pk=drifted.pk).update(study_minutes=999)
+    StudentSyncState.objects.update(cursor=None)
+    run = _sync(demo)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.rows["performance"] == len(stamps)
+    drifted.refresh_from_db()
+    assert drifted.study_minutes != 999
+    assert drifted.synced_at > stamps[drifted.pk]
+    # Every other row came back identical and was left alone, its stamp included.
+    unchanged = dict(DailyPerformance.objects.exclude(pk=drifted.pk).values_list("pk", "synced_at"))
+    assert unchanged == {pk: stamp for pk, stamp in stamps.items() if pk != drifted.pk}
+
+
 def test_rate_limited_requests_wait_as_long_as_retry_after_says(school, platform):
     platform.state.config.update({"rate_limit_first": 1, "retry_after": 1})
     demo = demo_class(school, size=3)
@@ -165,6 +183,13 @@ def test_outage_fails_the_run_with_a_hint_and_loses_nothing(school, platform, se
     failure = Failure.objects.get(state="open")
     assert (failure.severity, failure.occurrences) == ("high", 2)
     assert "the platform answered 503" in failure.remediation and failure.escalation
+    # The platform is back: the next sync of the class succeeds and closes the failure.
+    platform.state.config.update({"outage": False})
+    recovered = _sync(demo)
+    assert recovered.status == SyncRun.Status.SUCCEEDED
+    failure.refresh_from_db()
+    assert failure.state == "resolved"
+    assert failure.resolution_note == f"cleared: sync run {recovered.pk} succeeded"
 
 
 def test_an_expired_token_says_how_to_fix_it(school, platform, settings):
@@ -244,7 +269,8 @@ def test_two_workers_syncing_the_same_class_at_once_store_each_row_once(platform
     class School:
         school_class = teacher.school_class
 
-    demo = demo_class(School, size=12)
+    # More students than a store batch, so the workers' batches overlap and take turns.
+    demo = demo_class(School, size=40)
     run, _ = sync_run_request(
         organisation=org, school_class=demo.school_class, trigger=SyncRun.Trigger.SCHEDULE, enqueue=False
     )
@@ -267,9 +293,9 @@ def test_two_workers_syncing_the_same_class_at_once_store_each_row_once(platform
     assert not any(thread.is_alive() for thread in threads)
     run.refresh_from_db()
     assert run.status == SyncRun.Status.SUCCEEDED
-    assert SyncRunStudent.objects.filter(run=run).count() == 12
+    assert SyncRunStudent.objects.filter(run=run).count() == 40
     today = timezone.localdate()
     expected = sum(len(history.days(history.DemoStudent.parse(s.platform_id), today)) for s in demo.students)
     assert DailyPerformance.objects.count() == expected
-    assert Assignment.objects.count() == 12 * 10
-    assert StudentSyncState.objects.count() == 12
+    assert Assignment.objects.count() == 40 * 10
+    assert StudentSyncState.objects.count() == 40
