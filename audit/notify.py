@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from audit.models import Failure, NotificationDelivery, NotificationSettings
-from audit.services import record, record_failure
+from audit.services import failure_clear, record, record_failure
 
 ACTOR = "system:notify"
 CLAIM_TIMEOUT = timedelta(minutes=15)
@@ -310,6 +310,12 @@ def _deliver(
                 why=f"{delivery.item_key} sent by {delivery.get_channel_display().lower()}",
                 details=_details(delivery),
             )
+            failure_clear(
+                organisation_id=delivery.organisation_id,
+                fingerprint=_fingerprint(delivery),
+                actor_name=ACTOR,
+                why=f"attempt {delivery.attempts} went through",
+            )
         return True
     with transaction.atomic():
         delivery.status = NotificationDelivery.Status.FAILED
@@ -323,6 +329,10 @@ def _details(delivery: NotificationDelivery) -> dict[str, object]:
     return {"item_key": delivery.item_key, "channel": delivery.channel, "attempt": delivery.attempts}
 
 
+def _fingerprint(delivery: NotificationDelivery) -> str:
+    return f"notification|{delivery.pk}"
+
+
 def _record_failed(delivery: NotificationDelivery, failure: DeliveryError) -> None:
     final = delivery.attempts >= MAX_ATTEMPTS
     outcome = "no more attempts" if final else "retried on the next run"
@@ -330,6 +340,7 @@ def _record_failed(delivery: NotificationDelivery, failure: DeliveryError) -> No
         verb="notification.failed",
         actor_name=ACTOR,
         target=delivery,
+        fingerprint=_fingerprint(delivery),
         severity=Failure.Severity.NORMAL,
         why=f"{delivery.item_key} not sent by {delivery.get_channel_display().lower()} "
         f"(attempt {delivery.attempts} of {MAX_ATTEMPTS}, {outcome}): {failure.error}"[:1000],

@@ -149,19 +149,41 @@ def failure_resolve(failure: Failure, *, by: Any, note: str = "") -> Failure:
         failure = Failure.objects.select_for_update().get(pk=failure.pk)
         if failure.state != Failure.State.OPEN:
             raise ValueError("this failure is already resolved")
-        failure.state = Failure.State.RESOLVED
-        failure.resolved_at = timezone.now()
-        failure.resolved_by = by
-        failure.resolution_note = note
-        failure.save()
-        record(
-            verb="failure.resolved",
-            actor=by,
-            target=failure,
-            organisation_id=failure.organisation_id,
-            student_id=failure.student_id,
-            class_id=failure.class_id,
-            why=note or "marked resolved",
-            details={"failed_event_id": failure.last_event_id, "occurrences": failure.occurrences},
-        )
+        _close(failure, by=by, note=note or "marked resolved")
     return failure
+
+
+def failure_clear(
+    *, organisation_id: int | None, fingerprint: str, actor_name: str, why: str
+) -> Failure | None:
+    """Resolve the open failure of `fingerprint`, if there is one, because the thing that failed
+    has since succeeded (a later sync of the class, a delivery that went through on a retry).
+    Call it in the success's transaction: nobody has to close by hand what fixed itself."""
+    with transaction.atomic():
+        failure = (
+            Failure.objects.select_for_update()
+            .filter(organisation_id=organisation_id, fingerprint=fingerprint[:200], state=Failure.State.OPEN)
+            .first()
+        )
+        if failure is not None:
+            _close(failure, by=None, actor_name=actor_name, note=f"cleared: {why}")
+    return failure
+
+
+def _close(failure: Failure, *, by: Any, note: str, actor_name: str = "") -> None:
+    failure.state = Failure.State.RESOLVED
+    failure.resolved_at = timezone.now()
+    failure.resolved_by = by
+    failure.resolution_note = note
+    failure.save(update_fields=["state", "resolved_at", "resolved_by", "resolution_note"])
+    record(
+        verb="failure.resolved",
+        actor=by,
+        actor_name=actor_name,
+        target=failure,
+        organisation_id=failure.organisation_id,
+        student_id=failure.student_id,
+        class_id=failure.class_id,
+        why=note,
+        details={"failed_event_id": failure.last_event_id, "occurrences": failure.occurrences},
+    )

@@ -16,11 +16,12 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.services import record, record_failure
+from audit.services import failure_clear, record, record_failure
 from classroom.models import DispatchLog, Student, User
 from classroom.platform.client import PlatformClient, PlatformError
 
 KINDS = ("assignment", "nudge")
+SYSTEM_DISPATCH = "system:dispatcher"
 
 
 class DispatchError(Exception):
@@ -62,7 +63,7 @@ def dispatch_send(
     if not reference.strip():
         raise ValueError("reference must say what this dispatch is for, e.g. 'alert:42'")
     key = idempotency_key(student=student, kind=kind, payload=payload, reference=reference)
-    actor = {"actor": by, "actor_name": "" if by else (actor_name or "system:dispatcher")}
+    actor = {"actor": by, "actor_name": "" if by else (actor_name or SYSTEM_DISPATCH)}
     sent = DispatchLog.objects.filter(idempotency_key=key, status=DispatchLog.Status.SENT).first()
     if sent is not None:
         record(
@@ -107,7 +108,7 @@ def dispatch_send(
             record_failure(
                 verb="dispatch.failed",
                 remediation=error.hint,
-                fingerprint=f"dispatch|{student.pk}|{kind}",
+                fingerprint=_fingerprint(student, kind),
                 target=last,
                 target_type="" if last else "classroom.dispatchlog",
                 student_id=student.pk,
@@ -127,20 +128,32 @@ def dispatch_send(
         if owned:
             client.close()
     log = logs[max(logs)]
-    record(
-        verb="dispatch.sent",
-        target=log,
-        student_id=student.pk,
-        organisation_id=student.organisation_id,
-        why=f"{kind} for {reference}",
-        details={
-            "idempotency_key": key,
-            "kind": kind,
-            "reference": reference,
-            "attempts": len(logs),
-            "dispatch_id": receipt.dispatch_id,
-            "replayed": receipt.replayed,
-        },
-        **actor,
-    )
+    with transaction.atomic():
+        record(
+            verb="dispatch.sent",
+            target=log,
+            student_id=student.pk,
+            organisation_id=student.organisation_id,
+            why=f"{kind} for {reference}",
+            details={
+                "idempotency_key": key,
+                "kind": kind,
+                "reference": reference,
+                "attempts": len(logs),
+                "dispatch_id": receipt.dispatch_id,
+                "replayed": receipt.replayed,
+            },
+            **actor,
+        )
+        failure_clear(
+            organisation_id=student.organisation_id,
+            fingerprint=_fingerprint(student, kind),
+            actor_name=SYSTEM_DISPATCH,
+            why=f"{kind} for {reference} sent",
+        )
     return log
+
+
+def _fingerprint(student: Student, kind: str) -> str:
+    """One open failure per student and kind of dispatch, until a send of that kind goes through."""
+    return f"dispatch|{student.pk}|{kind}"

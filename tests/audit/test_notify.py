@@ -187,6 +187,12 @@ def test_a_webhook_that_fails_once_is_sent_on_the_next_run_exactly_once(db, webh
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("sent", 2, "")
     [sent] = notification_events("notification.sent")
     assert (sent.status, sent.details["attempt"]) == ("succeeded", 2)
+    # The delivery went through, so its failure closed itself: nobody has to resolve it by hand.
+    notice.refresh_from_db()
+    assert (notice.state, notice.resolved_by) == ("resolved", None)
+    assert notice.resolution_note == "cleared: attempt 2 went through"
+    cleared = ActivityEvent.objects.get(verb="failure.resolved")
+    assert (cleared.actor_name, cleared.target_id) == ("system:notify", str(notice.pk))
     assert_webhook_url_never_written()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.models import ActivityEvent
+from audit.models import ActivityEvent, Failure
 from classroom.models import DispatchLog
 from classroom.platform.dispatch import DispatchError, dispatch_send
 from tests.platform_fixtures import demo_class, report
@@ -63,6 +63,14 @@ def test_a_failed_dispatch_is_recorded_with_every_attempt_and_a_hint(learner, pl
     event = ActivityEvent.objects.get(verb="dispatch.failed")
     assert (event.status, event.details["attempts"]) == ("failed", 3)
     assert report(platform)["dispatches"] == []
+    failure = Failure.objects.get(state="open")
+    assert (failure.verb, failure.student_id) == ("dispatch.failed", learner.pk)
+    # The platform recovers: the next send of that kind goes through and closes the failure.
+    platform.state.config.update({"fail_first": 0})
+    dispatch_send(student=learner, kind="assignment", payload={"title": "Quiz 4"}, reference="plan:7")
+    failure.refresh_from_db()
+    assert failure.state == "resolved"
+    assert ActivityEvent.objects.get(verb="failure.resolved").actor_name == "system:dispatcher"
 
 
 def test_bad_dispatch_input_is_refused_before_anything_is_sent(learner, platform):
