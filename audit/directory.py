@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils.module_loading import import_string
 
 
@@ -57,8 +57,9 @@ class Directory(Protocol):
     def classes(self, user: Any) -> list[Option]:
         """The classes the user may filter by."""
 
-    def find_students(self, user: Any, text: str) -> list[int]:
-        """Ids of the students within the user's reach whose name contains `text`."""
+    def find_students(self, user: Any, text: str) -> QuerySet[Any]:
+        """The ids (a `values("pk")` query) of the students within the user's reach whose name
+        contains `text`; the log filters on it as a subquery, so any number of students match."""
 
     def student(self, user: Any, student_id: int) -> Option | None:
         """The student, if within the user's reach."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import pytest
 from django.http import StreamingHttpResponse
@@ -11,7 +12,7 @@ from django.http import StreamingHttpResponse
 from audit import context
 from audit.models import ActivityEvent
 from audit.services import record, record_failure
-from classroom.models import User
+from classroom.models import Enrollment, Student, User
 from tests import factories
 from tests.conftest import login
 
@@ -103,6 +104,25 @@ def test_filters_combine(client, school, logged):
         logged["colleague"].pk
     ]
     assert _ids(client.get("/audit/export.csv", {"q": "no such words"})) == []
+
+
+def test_a_name_shared_by_hundreds_of_students_finds_every_one(client, school, logged):
+    org = school.organisation
+    namesakes = Student.objects.bulk_create(
+        Student(organisation=org, first_name=f"Ana {n:03d}", last_name="Moreno", platform_id=f"mor-{n}")
+        for n in range(600)
+    )
+    # The one whose name sorts last, beyond any cap on how many matching students are looked at.
+    last = factories.StudentFactory(organisation=org, first_name="Zoe", last_name="Moreno")
+    Enrollment.objects.bulk_create(
+        Enrollment(school_class=school.school_class, student=student, enrolled_on=date(2026, 9, 1))
+        for student in [*namesakes, last]
+    )
+    event = record(verb="note.added", actor_name="system:test", organisation_id=org.pk, student_id=last.pk)
+    login(client, logged["compliance"])
+    assert _ids(client.get("/audit/export.csv", {"student": "moreno", "action": "note"})) == [event.pk]
+    assert _ids(client.get("/audit/export.csv", {"student": "zoe moreno", "action": "note"})) == [event.pk]
+    assert _ids(client.get("/audit/export.csv", {"student": "ana moreno", "action": "note"})) == []
 
 
 def test_a_bad_filter_is_a_clear_error(client, school, logged):
