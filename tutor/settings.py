@@ -159,6 +159,8 @@ AUDIT_DIRECTORY = "classroom.audit_directory.ClassroomDirectory"
 # Events older than this lose their personal details (`manage.py redact_audit`, nightly); 0 keeps them.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)
 AUDIT_PAGE_SIZE = env_int("AUDIT_PAGE_SIZE", 50)
+# Take the request's correlation id from an X-Correlation-ID header (only behind a proxy that sets it).
+AUDIT_TRUST_CORRELATION_HEADER = env_bool("AUDIT_TRUST_CORRELATION_HEADER", False)
 # Approval queues the notifier watches: dotted callables returning audit.notify.PendingApproval items.
 AUDIT_APPROVAL_SOURCES: list[str] = []
 # An approval waiting longer than this is notified (once) to the organisation's channels.

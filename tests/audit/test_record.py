@@ -37,7 +37,8 @@ def test_record_rejects_an_unknown_status(db):
         record(verb="x.y", actor_name="system:test", status="done")
 
 
-def test_events_of_one_request_share_its_correlation_id(client, school):
+def test_events_of_one_request_share_its_correlation_id(client, school, settings):
+    settings.AUDIT_TRUST_CORRELATION_HEADER = True
     alert = factories.AlertFactory(student=school.student)
     login(client, school.teacher)
     response = client.post(
@@ -45,6 +46,17 @@ def test_events_of_one_request_share_its_correlation_id(client, school):
     )
     assert response["X-Correlation-ID"] == "req-1234567890"
     assert ActivityEvent.objects.get(verb="alert.resolved").correlation_id == "req-1234567890"
+
+
+def test_a_client_cannot_file_its_events_under_another_jobs_id(client, school):
+    alert = factories.AlertFactory(student=school.student)
+    login(client, school.teacher)
+    response = client.post(
+        reverse("classroom:alert_resolve", args=[alert.pk]), HTTP_X_CORRELATION_ID="job-of-someone-else"
+    )
+    chosen = ActivityEvent.objects.get(verb="alert.resolved").correlation_id
+    assert chosen != "job-of-someone-else"
+    assert response["X-Correlation-ID"] == chosen
 
 
 def test_admin_edits_are_recorded(client, school):
