@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url
 
 from audit import selectors
 from audit.directory import Option, Reach, directory
@@ -81,12 +82,15 @@ def _render_list(request: HttpRequest, reach: Reach, student: Option | None) -> 
         context["next_query"] = _query({**params, "after": page.next_cursor})
     else:
         status = 400
-    template = (
-        "audit/_results.html"
-        if request.htmx and not request.htmx.history_restore_request
-        else "audit/event_list.html"
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(
+        request, "audit/_results.html" if partial else "audit/event_list.html", context, status=status
     )
-    return render(request, template, context, status=status)
+    if partial and "export_query" in context:
+        # The address bar gets the search without its empty fields, like the export and page links.
+        query = context["export_query"]
+        push_url(response, f"{request.path}?{query}" if query else request.path)
+    return response
 
 
 def _query(params: dict[str, str]) -> str:
