@@ -17,6 +17,7 @@ from classroom.locks import advisory_xact_lock
 from classroom.models import Alert, Assignment, DailyPerformance, Organisation, Student, User
 
 SYSTEM_ALERTS = "system:alerts"
+ACTIVE_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
 RULE_KINDS = (Alert.Kind.OVERDUE_ASSIGNMENTS, Alert.Kind.STALLED_MASTERY, Alert.Kind.LOW_CONFIDENCE_STREAK)
 _CHUNK = 500
 
@@ -75,24 +76,57 @@ def _recompute_chunk(
         student_id__in=ids, submitted_at__isnull=True, due_at__lte=now
     ).values_list("student_id", "title", "due_at", "submitted_at"):
         assignments[student_id].append(rules.AssignmentFact(title, due_at, submitted_at))
-    active = {
-        (a.student_id, a.kind): a
-        for a in Alert.objects.select_for_update().filter(
-            student_id__in=ids, kind__in=RULE_KINDS, state__in=[Alert.State.OPEN, Alert.State.ACKNOWLEDGED]
-        )
-    }
-    to_create: list[Alert] = []
-    to_update: list[Alert] = []
-    for student_id in ids:
-        findings = rules.evaluate(
+    findings = {
+        student_id: rules.evaluate(
             days=days[student_id],
             assignments=assignments[student_id],
             now=now,
             today=today,
             thresholds=thresholds,
         )
-        fired = {f.kind for f in findings}
-        for finding in findings:
+        for student_id in ids
+    }
+    _apply_findings(organisation, ids, RULE_KINDS, findings, now, result)
+
+
+def alerts_set(
+    *, organisation: Organisation, kind: str, findings: dict[int, rules.Finding], now: datetime | None = None
+) -> RecomputeResult:
+    """Make the alerts of one kind that another app evaluates (expiring study-plan drafts) match its
+    findings: open the new, refresh the changed, resolve those of students no longer found."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        advisory_xact_lock(f"alerts:{organisation.pk}")
+        ids = set(findings) | set(
+            Alert.objects.filter(organisation=organisation, kind=kind, state__in=ACTIVE_STATES).values_list(
+                "student_id", flat=True
+            )
+        )
+        result = RecomputeResult(students=len(ids))
+        grouped = {student_id: [findings[student_id]] if student_id in findings else [] for student_id in ids}
+        _apply_findings(organisation, sorted(ids), (kind,), grouped, now, result)
+    return result
+
+
+def _apply_findings(
+    organisation: Organisation,
+    ids: list[int],
+    kinds: tuple[str, ...],
+    findings: dict[int, list[rules.Finding]],
+    now: datetime,
+    result: RecomputeResult,
+) -> None:
+    active = {
+        (a.student_id, a.kind): a
+        for a in Alert.objects.select_for_update().filter(
+            student_id__in=ids, kind__in=kinds, state__in=ACTIVE_STATES
+        )
+    }
+    to_create: list[Alert] = []
+    to_update: list[Alert] = []
+    for student_id in ids:
+        fired = {f.kind for f in findings[student_id]}
+        for finding in findings[student_id]:
             alert = active.get((student_id, finding.kind))
             if alert is None:
                 to_create.append(
@@ -115,7 +149,7 @@ def _recompute_chunk(
                 )
                 alert.last_evaluated_at = now
                 to_update.append(alert)
-        for kind in RULE_KINDS:
+        for kind in kinds:
             alert = active.get((student_id, kind))
             if alert is not None and kind not in fired:
                 alert.state, alert.resolved_at, alert.last_evaluated_at = Alert.State.RESOLVED, now, now
