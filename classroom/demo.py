@@ -30,6 +30,7 @@ from classroom.models import (
 from classroom.platform import history
 from classroom.platform.history import BLOCK, HISTORY_DAYS, DemoStudent
 from classroom.services import alerts_recompute
+from classroom.signals import demo_seeded
 
 BATCH = 2000
 
@@ -64,6 +65,7 @@ def demo_school_seed(*, class_size: int = BLOCK, now: datetime | None = None) ->
             _history(students, school_class, now, result)
             result.classes += 1
             result.students += len(students)
+        demo_seeded.send(sender=demo_school_seed, organisation=organisation, users=users, now=now)
         record(
             verb="demo.seeded",
             actor_name="system:seed_demo",

@@ -8,3 +8,6 @@ class PlansConfig(AppConfig):
 
     name = "plans"
     verbose_name = "Study plans"
+
+    def ready(self) -> None:
+        from plans import demo  # noqa: F401 - connects the demo school's plans to seed_demo

@@ -162,13 +162,24 @@ AUDIT_PAGE_SIZE = env_int("AUDIT_PAGE_SIZE", 50)
 # Take the request's correlation id from an X-Correlation-ID header (only behind a proxy that sets it).
 AUDIT_TRUST_CORRELATION_HEADER = env_bool("AUDIT_TRUST_CORRELATION_HEADER", False)
 # Approval queues the notifier watches: dotted callables returning audit.notify.PendingApproval items.
-AUDIT_APPROVAL_SOURCES: list[str] = []
+AUDIT_APPROVAL_SOURCES: list[str] = ["plans.selectors.pending_approvals"]
 # An approval waiting longer than this is notified (once) to the organisation's channels.
 AUDIT_APPROVAL_NOTIFY_HOURS = env_int("AUDIT_APPROVAL_NOTIFY_HOURS", 24)
 AUDIT_NOTIFY_CRON = env_str("AUDIT_NOTIFY_CRON", "*/10 * * * *")
 AUDIT_RETENTION_CRON = env_str("AUDIT_RETENTION_CRON", "45 3 * * *")
 # Base URL of the console in links sent by email and Slack.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+
+# Study plans. A draft is open this long; an organisation's PlanPolicy (admin) overrides the bounds
+# and what counts as high impact (a second approver then publishes).
+PLAN_DRAFT_TTL_DAYS = env_int("PLAN_DRAFT_TTL_DAYS", 7)
+PLAN_MIN_WEEKLY_MINUTES = env_int("PLAN_MIN_WEEKLY_MINUTES", 30)
+PLAN_MAX_WEEKLY_MINUTES = env_int("PLAN_MAX_WEEKLY_MINUTES", 600)
+PLAN_HIGH_IMPACT_PACING_SHARE = env_float("PLAN_HIGH_IMPACT_PACING_SHARE", 0.25)
+# Reads a teacher's plain-text plan edit (the LLM gateway, with the rule-based parser as its
+# fallback); plans asks through this dotted path because it never imports tutor.
+PLAN_TEXT_INTERPRETER = "tutor.chat.plan_text.interpret"
+PLAN_EXPIRY_CRON = env_str("PLAN_EXPIRY_CRON", "5 * * * *")
 
 # Email: printed to the console unless an SMTP server is configured.
 EMAIL_BACKEND = env_str(
@@ -228,3 +239,22 @@ LOGGING = {
     # One line per platform request is noise; failures reach the SyncRun and the audit log.
     "loggers": {"httpx": {"level": "WARNING"}},
 }
+
+# LLM gateway (tutor.llm). Without a key the tutor answers with its rule-based fallback, labelled as such.
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
+# Another endpoint for the Messages API (a proxy; the tests' fake server); empty means Anthropic's.
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
+# The model every call asks; the audit event records it.
+LLM_MODEL = env_str("LLM_MODEL", "claude-sonnet-4-5")
+# Seconds per HTTP attempt; a whole call can take (LLM_MAX_RETRIES + 1) times this plus back-off.
+LLM_TIMEOUT = env_float("LLM_TIMEOUT", 20.0)
+# Retries the SDK makes itself on timeouts, 408/409/429, 5xx and 529 before we fall back.
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
+# Upper bound on the tokens of one answer.
+LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 1024)
+# Low: tutoring answers should be steady, not creative.
+LLM_TEMPERATURE = env_float("LLM_TEMPERATURE", 0.2)
+# Hosts whose links may stay in a model's reply (subdomains included); other links are redacted.
+LLM_URL_ALLOW_LIST = env_list("LLM_URL_ALLOW_LIST", [])
+# One line per model request is noise; every call has its audit event.
+LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}

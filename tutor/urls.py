@@ -10,5 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("audit/", include("audit.urls")),
+    path("", include("plans.urls")),
     path("", include("classroom.urls")),
 ]

@@ -172,8 +172,10 @@ def test_redact_audit_rejects_a_bad_date(db):
         call_command("redact_audit", "--before", "last tuesday")
 
 
-def test_field_history_joins_the_timeline_with_the_request_correlation_id(client, school):
+def test_field_history_joins_the_timeline_with_the_request_correlation_id(client, school, settings):
     from tests.conftest import login
+
+    settings.AUDIT_TRUST_CORRELATION_HEADER = True
 
     admin = factories.UserFactory(organisation=school.organisation, is_staff=True, is_superuser=True)
     login(client, admin)

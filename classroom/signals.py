@@ -1,0 +1,9 @@
+"""Signals other apps listen to: classroom imports none of them (see DESIGN.md, imports run one way)."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# Sent by `demo_school_seed` inside its transaction, with `organisation`, `users` (by username) and
+# `now`, so that apps above classroom add their part of the demo school.
+demo_seeded = Signal()
