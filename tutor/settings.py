@@ -245,15 +245,14 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
 # Another endpoint for the Messages API (a proxy; the tests' fake server); empty means Anthropic's.
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
 # The model every call asks; the audit event records it.
-LLM_MODEL = env_str("LLM_MODEL", "claude-sonnet-4-5")
+LLM_MODEL = env_str("LLM_MODEL", "claude-sonnet-4-6")
 # Seconds per HTTP attempt; a whole call can take (LLM_MAX_RETRIES + 1) times this plus back-off.
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 20.0)
 # Retries the SDK makes itself on timeouts, 408/409/429, 5xx and 529 before we fall back.
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
-# Upper bound on the tokens of one answer.
+# Upper bound on the tokens of one answer. (No temperature: API version 2026-10-21, which the anthropic
+# 2.x SDK sends, answers 400 to temperature/top_p/top_k at any value, and the SDK no longer takes them.)
 LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 1024)
-# Low: tutoring answers should be steady, not creative.
-LLM_TEMPERATURE = env_float("LLM_TEMPERATURE", 0.2)
 # Hosts whose links may stay in a model's reply (subdomains included); other links are redacted.
 LLM_URL_ALLOW_LIST = env_list("LLM_URL_ALLOW_LIST", [])
 # One line per model request is noise; every call has its audit event.
