@@ -524,3 +524,19 @@ class Alert(models.Model):
     @property
     def resolved_automatically(self) -> bool:
         return self.state == self.State.RESOLVED and self.resolved_by_id is None
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API (`manage.py create_api_token USERNAME`). Only its SHA-256
+    is stored; the token itself is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, help_text="The token's first characters, to tell tokens apart.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… of {self.user}"

@@ -157,7 +157,7 @@ def pending_approvals(older_than: datetime) -> Iterator[PendingApproval]:
             key=f"plans.approval:{approval.pk}",
             organisation_id=approval.organisation_id,
             summary=f"Study-plan change for {student.full_name} by "
-            f"{approval.requested_by.display_name()}: {'; '.join(approval.reasons)}",
+            f"{approval.requested_by.display_name}: {'; '.join(approval.reasons)}",
             requested_at=approval.requested_at,
             url=f"/students/{student.pk}/plan/",
         )

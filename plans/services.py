@@ -76,6 +76,11 @@ class Proposal:
     def ok(self) -> bool:
         return not self.errors and self.document is not None
 
+    def read(self, interpretation: Any) -> None:
+        """Carry over what reading the plain text understood, and what read it."""
+        self.understood, self.not_understood = interpretation.understood, interpretation.not_understood
+        self.read_by, self.fallback_reason = interpretation.read_by, interpretation.fallback_reason
+
     def as_json(self) -> dict[str, Any]:
         return {
             "plan": self.document.as_json() if self.document else self.plan,
@@ -324,7 +329,7 @@ def _lock(draft: PlanDraft) -> tuple[PlanDraft, StudyPlan]:
 
 def _check_publishable(draft: PlanDraft, study_plan: StudyPlan) -> None:
     if draft.state == PlanDraft.State.PUBLISHED:
-        who = draft.closed_by.display_name() if draft.closed_by else "someone"
+        who = draft.closed_by.display_name if draft.closed_by else "someone"
         raise PublishConflict(
             f"this draft was already published by {who} at {timezone.localtime(draft.closed_at):%H:%M:%S}"
         )
@@ -340,7 +345,7 @@ def _check_publishable(draft: PlanDraft, study_plan: StudyPlan) -> None:
 
 def _moved_on(study_plan: StudyPlan, draft: PlanDraft) -> str:
     current = study_plan.current_version
-    who = current.published_by.display_name() if current else "someone"
+    who = current.published_by.display_name if current else "someone"
     when = f" at {timezone.localtime(current.published_at):%d %b %H:%M}" if current else ""
     return (
         f"version {study_plan.version_number} was published by {who}{when} after this draft was made "

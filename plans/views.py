@@ -74,10 +74,7 @@ def plan_preview(request: HttpRequest, pk: int) -> HttpResponse:
             return _preview(request, student, error=NO_PLAN_YET)
         interpretation = interpret(student=student, by=request.user, text=text, base=base)
         proposal = services.plan_propose(student=student, plan=interpretation.plan)
-        proposal.understood = interpretation.understood
-        proposal.not_understood = interpretation.not_understood
-        proposal.read_by = interpretation.read_by
-        proposal.fallback_reason = interpretation.fallback_reason
+        proposal.read(interpretation)
         source = PlanDraft.Source.TEXT if interpretation.read_by == "model" else PlanDraft.Source.TEXT_RULES
     else:
         proposal = services.plan_propose(student=student, plan=plan_from_form(request.POST))

@@ -10,7 +10,12 @@ from django.test import Client
 from classroom.models import SchoolClass, Student, User
 from tests import factories
 
-pytest_plugins = ["tests.platform_fixtures", "tests.notify_fixtures"]
+pytest_plugins = [
+    "tests.platform_fixtures",
+    "tests.notify_fixtures",
+    "tests.fake_anthropic",
+    "tests.plan_fixtures",
+]
 
 
 @dataclass
