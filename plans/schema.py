@@ -110,8 +110,9 @@ def _message(error: dict[str, Any]) -> str:
     return known.get(kind, error["msg"][0].lower() + error["msg"][1:])
 
 
-def parse(data: Any) -> PlanDocument:
-    """The document, with new objectives given ids; raises PlanInvalid naming every problem."""
+def parse(data: Any, *, base: PlanDocument | None = None) -> PlanDocument:
+    """The document, with new objectives given ids above every id of `base` (so a removed
+    objective's id is never reused for a new one); raises PlanInvalid naming every problem."""
     if not isinstance(data, dict):
         raise PlanInvalid(["plan: must be an object"])
     try:
@@ -123,7 +124,7 @@ def parse(data: Any) -> PlanDocument:
     errors = _consistency(document)
     if errors:
         raise PlanInvalid(errors)
-    _number_objectives(document)
+    _number_objectives(document, taken=[o.id for o in base.objectives] if base else [])
     return document
 
 
@@ -152,8 +153,9 @@ def _consistency(document: PlanDocument) -> list[str]:
     return errors
 
 
-def _number_objectives(document: PlanDocument) -> None:
-    used = {int(o.id[1:]) for o in document.objectives if o.id[:1] == "o" and o.id[1:].isdigit()}
+def _number_objectives(document: PlanDocument, *, taken: list[str]) -> None:
+    ids = [o.id for o in document.objectives] + taken
+    used = {int(oid[1:]) for oid in ids if oid[:1] == "o" and oid[1:].isdigit()}
     next_number = max(used, default=0) + 1
     for objective in document.objectives:
         if not objective.id:

@@ -103,7 +103,7 @@ def plan_propose(*, student: Student, plan: Any, today: Any = None) -> Proposal:
     base, number = published_document(student)
     proposal = Proposal(plan=plan if isinstance(plan, dict) else {}, base_number=number)
     try:
-        document = schema.parse(plan)
+        document = schema.parse(plan, base=base)
     except schema.PlanInvalid as invalid:
         proposal.errors = invalid.errors
         return proposal

@@ -55,6 +55,7 @@ def test_install_schedules_is_idempotent(db):
         "sync-platform-nightly",
         "audit-notify",
         "audit-retention",
+        "plan-drafts-expiry",
     }
     assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"
     assert ActivityEvent.objects.filter(verb="schedules.installed", source="command").count() == 2

@@ -36,6 +36,12 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         "email and Slack for high-severity failures and approvals pending too long, once each",
     ),
     RecurringJob(
+        "plan-drafts-expiry",
+        "plans.tasks.expire_drafts",
+        settings.PLAN_EXPIRY_CRON,
+        "close study-plan drafts past their expiry; keep the expiring-drafts alerts in step",
+    ),
+    RecurringJob(
         "audit-retention",
         "audit.tasks.redact_expired",
         settings.AUDIT_RETENTION_CRON,

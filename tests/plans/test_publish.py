@@ -224,3 +224,14 @@ def factories_catalogue(org) -> None:
 
     for code, title in CATALOGUE.items():
         Curriculum.objects.create(organisation=org, code=code, title=title)
+
+
+def test_a_new_objective_never_takes_the_id_of_one_removed_in_the_same_change(school, planned):
+    plan = changed(planned)
+    plan["objectives"] = [plan["objectives"][0], {"text": "Factor quadratics"}]
+    draft = _draft(school, plan, rationale="graphing is done; on to quadratics")
+    assert [o["id"] for o in draft.document["objectives"]] == ["o1", "o3"]
+    assert draft.diff == {
+        "objectives_added": ["Factor quadratics"],
+        "objectives_removed": ["Graph linear functions"],
+    }
