@@ -18,32 +18,12 @@ from audit.models import ActivityEvent, Failure
 from audit.services import record, record_failure
 from classroom.models import User
 from tests import factories
+from tests.audit.test_search import DOCUMENTED_COLUMNS
 
 pytestmark = pytest.mark.browser
 
 JOB = "job-20260502-nightly"
 REMEDIATION = "Check the platform's status page, then press Refresh on the class."
-# README.md, "CSV columns (stable)".
-DOCUMENTED_COLUMNS = [
-    "id",
-    "occurred_at",
-    "organisation_id",
-    "seq",
-    "actor_id",
-    "actor_name",
-    "verb",
-    "target_type",
-    "target_id",
-    "student_id",
-    "class_id",
-    "status",
-    "source",
-    "correlation_id",
-    "why",
-    "details",
-    "redacted_at",
-    "hash",
-]
 
 
 @dataclass
