@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -110,14 +111,15 @@ def draft_save(request: HttpRequest, pk: int) -> HttpResponse:
         return _panel(request, student, status=400, outcome={"ok": False, "lines": invalid.errors})
     except ValueError as error:
         return _panel(request, student, status=400, outcome={"ok": False, "lines": [str(error)]})
-    return _panel(
-        request,
-        student,
-        outcome={"ok": True, "lines": [f"Draft saved: {len(draft.diff)} kinds of change, open for 7 days."]},
-    )
+    changes = len(services.schema_summary(draft))
+    expires = timezone.localtime(draft.expires_at)
+    plural = "s" if changes != 1 else ""
+    line = f"Draft saved with {changes} change{plural}, open until {expires:%a %d %b %H:%M}."
+    return _panel(request, student, outcome={"ok": True, "lines": [line]})
 
 
 @require_GET
+@vary_on_headers("HX-Request")
 @staff_required
 def publish_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     """The confirmation step: the deltas in words, and what publishing will do."""
@@ -126,11 +128,9 @@ def publish_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     reasons = services.high_impact_reasons(
         schema.PlanDiff(**draft.diff), policy, first=draft.base_number == 0
     )
-    return render(
-        request,
-        "plans/_confirm.html",
-        {"draft": draft, "summary": services.schema_summary(draft), "reasons": reasons},
-    )
+    context = {"draft": draft, "student": draft.plan.student, "summary": services.schema_summary(draft)}
+    template = "plans/_confirm.html" if request.htmx else "plans/confirm_page.html"
+    return render(request, template, {**context, "reasons": reasons})
 
 
 @require_POST

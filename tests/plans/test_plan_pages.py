@@ -89,10 +89,12 @@ def test_save_confirm_and_publish_in_place(client, school, planned):
         {"plan": json.dumps(proposed), "source": "form", "rationale": "more practice before the test"},
         **HTMX,
     )
-    assert "Draft saved" in saved.content.decode()
+    assert "Draft saved with 1 change, open until" in saved.content.decode()
     draft = PlanDraft.objects.get(state="open", plan__student=school.student, base_number=1)
     confirm = client.get(f"/plans/drafts/{draft.pk}/confirm/", **HTMX).content.decode()
     assert "Publish these changes" in confirm and "Weekly minutes: 150 → 165 (+15)" in confirm
+    assert "<html" not in confirm
+    assert "<html" in client.get(f"/plans/drafts/{draft.pk}/confirm/").content.decode()  # works without JS
     unconfirmed = client.post(f"/plans/drafts/{draft.pk}/publish/", {}, **HTMX)
     assert unconfirmed.status_code == 409
     assert (

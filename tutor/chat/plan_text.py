@@ -62,7 +62,7 @@ def interpret(*, student: Student, by: User, text: str, base: schema.PlanDocumen
         pseudonyms=pseudonyms,
     )
     if reply.is_fallback:
-        return rules(reply.fallback_reason)
+        return rules(for_teachers(reply.fallback_reason))
     calls = [call for call in reply.tool_calls if call.name == "propose_plan_edit"]
     if not calls:
         problems = "; ".join(reply.filtered) or "it answered without a proposal"
@@ -74,3 +74,10 @@ def interpret(*, student: Student, by: User, text: str, base: schema.PlanDocumen
         understood=proposal["understood"],
         not_understood=proposal["not_understood"],
     )
+
+
+def for_teachers(reason: str) -> str:
+    """The gateway's reason for falling back, in words a teacher reads (the audit event keeps it whole)."""
+    if "ANTHROPIC_API_KEY" in reason:
+        return "no AI model is configured"
+    return f"the AI model did not answer ({reason})"
