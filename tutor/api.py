@@ -15,6 +15,8 @@ from classroom.api_auth import API_AUTH
 from plans.api import router as plans_router
 from plans.schema import PlanInvalid
 from plans.services import PublishConflict
+from workflow.api import router as workflow_router
+from workflow.services import WorkflowError
 
 api = NinjaAPI(
     title="Proactive Tutor",
@@ -24,6 +26,7 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/plans", plans_router)
+api.add_router("/workflow", workflow_router)
 
 
 def _error(
@@ -74,3 +77,10 @@ def _invalid_plan(request: HttpRequest, exc: PlanInvalid) -> HttpResponse:
 @api.exception_handler(PublishConflict)
 def _conflict(request: HttpRequest, exc: PublishConflict) -> HttpResponse:
     return _error(request, 409, "conflict", str(exc))
+
+
+@api.exception_handler(WorkflowError)
+def _workflow_refused(request: HttpRequest, exc: WorkflowError) -> HttpResponse:
+    return api.create_response(
+        request, {"error": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status
+    )

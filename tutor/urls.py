@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("plans.urls")),
     path("", include("tutor.chat.urls")),
+    path("", include("workflow.urls")),
     path("", include("classroom.urls")),
 ]

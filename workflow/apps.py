@@ -8,3 +8,6 @@ class WorkflowConfig(AppConfig):
 
     name = "workflow"
     verbose_name = "Teacher Activation Workflow"
+
+    def ready(self) -> None:
+        from workflow import demo  # noqa: F401 - connects the demo school's bundles to seed_demo
