@@ -251,6 +251,8 @@ def draft_save(
             status=409,
             currentStep=current,
         )
+    for excluded in _exclusions(state):
+        check_override(excluded.get("overrideCode", ""), catalog.OverrideScope.GROUPING)
     expires = now + timedelta(days=catalog.DRAFT_TTL_DAYS)
     draft, _ = WorkflowDraft.objects.update_or_create(
         organisation_id=school_class.organisation_id,
@@ -268,6 +270,15 @@ def draft_save(
             details={"workflow_step": step, "from": current},
         )
     return draft
+
+
+def _exclusions(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Members the teacher took out of a cluster (TAW_06), as the draft holds them:
+    `{"excluded": [{"studentId": 7, "overrideCode": "OVR_GROUP_EXCLUDE"}]}`."""
+    excluded = state.get("excluded", [])
+    if not isinstance(excluded, list) or not all(isinstance(item, dict) for item in excluded):
+        raise WorkflowError("BAD_STATE", 'state.excluded must be a list of {"studentId", "overrideCode"}')
+    return excluded
 
 
 def _move_draft(teacher: User, school_class: SchoolClass, step: str, now: datetime) -> None:
@@ -316,6 +327,7 @@ class Activation:
     bundle_code: str | None = None
     activated: list[dict[str, Any]] = field(default_factory=list)
     deferred: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, Any]] = field(default_factory=list)
     already_active: list[int] = field(default_factory=list)
     routing: dict[str, Any] | None = None
 
@@ -325,6 +337,7 @@ class Activation:
             "bundleId": self.bundle_code,
             "activated": self.activated,
             "deferred": self.deferred,
+            "excluded": self.excluded,
             "alreadyActive": self.already_active,
             "routing": self.routing,
         }
@@ -377,9 +390,16 @@ def activate(
             student_id__in=[r.student_id for r in recommendations], status=BundleAssignment.Status.ACTIVE
         ).values_list("student_id", flat=True)
     )
+    draft = draft_get(teacher=teacher, school_class=school_class, now=now)
+    taken_out = {
+        item.get("studentId"): item.get("overrideCode", "")
+        for item in (_exclusions(draft.state) if draft and cluster else [])
+    }
     planned = []
     for rec in recommendations:
-        if rec.qa_exclusion:
+        if rec.student_id in taken_out:
+            result.excluded.append({"studentId": rec.student_id, "overrideCode": taken_out[rec.student_id]})
+        elif rec.qa_exclusion:
             result.deferred.append(
                 {"studentId": rec.student_id, "reason": "DATA_INCOMPLETE", "qa": rec.qa_exclusion}
             )
@@ -395,6 +415,8 @@ def activate(
         )
     for deferred in result.deferred:
         _action(teacher, school_class, deferred["studentId"], "deferred", step, code=catalog.QA_003)
+    for excluded in result.excluded:
+        _action(teacher, school_class, excluded["studentId"], "excluded", step, code=excluded["overrideCode"])
     _move_draft(teacher, school_class, "TAW_13", now)
     record(
         verb="workflow.activated",
