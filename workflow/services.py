@@ -381,7 +381,12 @@ def activate(
     unknown = set(choices) - {r.student_id for r in recommendations}
     if unknown:
         raise WorkflowError("NOT_A_MEMBER", f"students {sorted(unknown)} are not part of this activation")
-    _guardrails(recommendations)
+    draft = draft_get(teacher=teacher, school_class=school_class, now=now)
+    taken_out = {
+        item.get("studentId"): item.get("overrideCode", "")
+        for item in (_exclusions(draft.state) if draft and cluster else [])
+    }
+    _guardrails([r for r in recommendations if r.student_id not in taken_out])
     if step == "TAW_12" and not recommendations[0].is_bundle:
         return _route(teacher, school_class, recommendations[0], now)
     result = Activation(kind="activated", bundle_code=recommendations[0].bundle.code)
@@ -390,11 +395,6 @@ def activate(
             student_id__in=[r.student_id for r in recommendations], status=BundleAssignment.Status.ACTIVE
         ).values_list("student_id", flat=True)
     )
-    draft = draft_get(teacher=teacher, school_class=school_class, now=now)
-    taken_out = {
-        item.get("studentId"): item.get("overrideCode", "")
-        for item in (_exclusions(draft.state) if draft and cluster else [])
-    }
     planned = []
     for rec in recommendations:
         if rec.student_id in taken_out:
