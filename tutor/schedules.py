@@ -42,6 +42,12 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         "close study-plan drafts past their expiry; keep the expiring-drafts alerts in step",
     ),
     RecurringJob(
+        "workflow-recommendations",
+        "workflow.tasks.refresh_recommendations",
+        "23 * * * *",
+        "recompute the activation workflow's recommendations, clusters and acute alerts, hourly",
+    ),
+    RecurringJob(
         "audit-retention",
         "audit.tasks.redact_expired",
         settings.AUDIT_RETENTION_CRON,
