@@ -57,6 +57,7 @@ def test_install_schedules_is_idempotent(db):
         "audit-retention",
         "plan-drafts-expiry",
         "workflow-recommendations",
+        "proactive-dispatch",
     }
     assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"
     assert ActivityEvent.objects.filter(verb="schedules.installed", source="command").count() == 2

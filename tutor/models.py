@@ -40,3 +40,172 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} on {self.student}: {self.text[:40]}"
+
+
+class ScheduledTask(models.Model):
+    """A proactive message for one learner: recurring (a cron expression in the task's time zone)
+    or once (`run_at`). The dispatcher picks rows whose indexed `next_run_at` has come."""
+
+    class Kind(models.TextChoices):
+        REMINDER = "reminder", "Reminder"
+        CHECK_IN = "check_in", "Check-in"
+        NUDGE = "nudge", "Nudge"
+        WEEKLY_REPORT = "weekly_report", "Weekly report"
+        ASSIGNMENT = "assignment", "Assignment"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        CANCELLED = "cancelled", "Cancelled"
+        DONE = "done", "Done"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    student = models.ForeignKey("classroom.Student", on_delete=models.CASCADE, related_name="scheduled_tasks")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    cron = models.CharField(max_length=100, blank=True, help_text="Five fields, in the task's time zone.")
+    run_at = models.DateTimeField(null=True, blank=True, help_text="For a one-off task.")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    intent = models.TextField(help_text="What to say or ask, in the teacher's words.")
+    pattern = models.ForeignKey(
+        "ObservedPattern", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["next_run_at", "pk"]
+        indexes = [models.Index(fields=["status", "next_run_at"], name="task_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.student} ({self.status})"
+
+    def audit_scope(self) -> dict[str, object]:
+        return {"organisation_id": self.student.organisation_id, "student_id": self.student_id}
+
+
+class TaskRun(models.Model):
+    """One due time of a task, claimed once: (task, scheduled_for) is unique."""
+
+    class Status(models.TextChoices):
+        CLAIMED = "claimed", "Claimed"
+        SENT = "sent", "Sent"
+        SHADOW = "shadow", "Decided in shadow mode (not sent)"
+        SKIPPED = "skipped", "Skipped by an automation control"
+        SUPPRESSED = "suppressed", "Suppressed for this learner"
+        PENDING_APPROVAL = "pending_approval", "Waiting for approval"
+        FAILED = "failed", "Failed"
+
+    task = models.ForeignKey(ScheduledTask, on_delete=models.CASCADE, related_name="runs")
+    scheduled_for = models.DateTimeField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CLAIMED)
+    output = models.TextField(blank=True, help_text="The message composed (sent, or not in shadow mode).")
+    rationale = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    llm_event_id = models.BigIntegerField(null=True, blank=True)
+    dispatch = models.ForeignKey(
+        "classroom.DispatchLog", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        constraints = [models.UniqueConstraint(fields=["task", "scheduled_for"], name="one_run_per_due_time")]
+
+    def __str__(self) -> str:
+        return f"run of {self.task} at {self.scheduled_for:%Y-%m-%d %H:%M}: {self.status}"
+
+    def audit_scope(self) -> dict[str, object]:
+        return self.task.audit_scope()
+
+
+class ObservedPattern(models.Model):
+    """A regularity the detector found in a learner's activity, with the evidence for it."""
+
+    student = models.ForeignKey("classroom.Student", on_delete=models.CASCADE, related_name="patterns")
+    kind = models.CharField(max_length=40)
+    description = models.CharField(max_length=300)
+    evidence = models.JSONField(default=dict)
+    confidence = models.FloatField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [models.UniqueConstraint(fields=["student", "kind"], name="one_pattern_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.student}"
+
+
+class EngagementEvent(models.Model):
+    """How a learner answered a suggestion: what calibration learns from."""
+
+    class Response(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        DISMISSED = "dismissed", "Dismissed"
+        IGNORED = "ignored", "Ignored"
+
+    student = models.ForeignKey("classroom.Student", on_delete=models.CASCADE, related_name="engagement")
+    suggestion_type = models.CharField(max_length=16)
+    response = models.CharField(max_length=12, choices=Response.choices)
+    run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["student", "suggestion_type", "at"], name="engagement_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.suggestion_type} {self.response} by {self.student}"
+
+
+class ProactivenessSettings(models.Model):
+    class Level(models.TextChoices):
+        OFF = "off", "Off"
+        LOW = "low", "Low"
+        NORMAL = "normal", "Normal"
+        HIGH = "high", "High"
+
+    student = models.OneToOneField(
+        "classroom.Student", on_delete=models.CASCADE, related_name="proactiveness"
+    )
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.NORMAL)
+    suppressed_types = models.JSONField(default=list)
+    calibration_reset = models.JSONField(
+        default=dict,
+        help_text="Per type, when its suppression was taken back: older dismissals no longer count.",
+    )
+    paused = models.BooleanField(default=False, help_text="Per-student pause of every proactive message.")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "proactiveness settings"
+
+    def __str__(self) -> str:
+        return f"proactiveness of {self.student}: {self.level}"
+
+
+class AutomationSwitch(models.Model):
+    """The global switches: the kill switch (nothing is sent) and shadow mode (decide and log,
+    never send). Read by the dispatcher at every task, so a flip applies to the next due task."""
+
+    class Name(models.TextChoices):
+        KILL_SWITCH = "kill_switch", "Kill switch"
+        SHADOW_MODE = "shadow_mode", "Shadow mode"
+
+    name = models.CharField(max_length=16, choices=Name.choices, unique=True)
+    on = models.BooleanField(default=False)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_name_display()}: {'on' if self.on else 'off'}"

@@ -48,6 +48,12 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         "recompute the activation workflow's recommendations, clusters and acute alerts, hourly",
     ),
     RecurringJob(
+        "proactive-dispatch",
+        "tutor.tasks.run_due_tasks",
+        "* * * * *",
+        "send the scheduled tasks that are due, each once, through the automation controls",
+    ),
+    RecurringJob(
         "audit-retention",
         "audit.tasks.redact_expired",
         settings.AUDIT_RETENTION_CRON,

@@ -181,6 +181,14 @@ PLAN_HIGH_IMPACT_PACING_SHARE = env_float("PLAN_HIGH_IMPACT_PACING_SHARE", 0.25)
 PLAN_TEXT_INTERPRETER = "tutor.chat.plan_text.interpret"
 PLAN_EXPIRY_CRON = env_str("PLAN_EXPIRY_CRON", "5 * * * *")
 
+# The proactive engine. The dispatcher claims this many due tasks per transaction; a run left
+# claimed longer than this (its worker died) is taken again; these kinds wait for a teacher's
+# approval; this many dismissals of a type in a row suppress it for the learner.
+PROACTIVE_BATCH = env_int("PROACTIVE_BATCH", 200)
+PROACTIVE_RECLAIM_MINUTES = env_int("PROACTIVE_RECLAIM_MINUTES", 10)
+PROACTIVE_APPROVAL_KINDS = env_list("PROACTIVE_APPROVAL_KINDS", ["assignment"])
+PROACTIVE_DISMISSALS_TO_SUPPRESS = env_int("PROACTIVE_DISMISSALS_TO_SUPPRESS", 3)
+
 # Email: printed to the console unless an SMTP server is configured.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
+from audit import context
 from tutor.models import WorkerHeartbeat
+from tutor.proactive.dispatcher import run_due_tasks as dispatcher_pass
 
 
 def heartbeat() -> None:
@@ -13,3 +15,10 @@ def heartbeat() -> None:
     WorkerHeartbeat.objects.update_or_create(
         cluster=settings.Q_CLUSTER["name"], defaults={"beat_at": timezone.now()}
     )
+
+
+def run_due_tasks() -> str:
+    """The "proactive-dispatch" schedule, every minute: one dispatcher pass."""
+    with context.bind(source="worker"):
+        result = dispatcher_pass()
+    return f"{result.claimed} due: {result.by_status}"

@@ -1,0 +1,217 @@
+"""The proactive engine's dispatcher, through the platform simulator over real HTTP: due tasks run
+once, the controls stop a send, calibration learns from dismissals, time zones and DST hold."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from audit.models import ActivityEvent
+from classroom.models import User
+from tests import factories
+from tests.platform_fixtures import demo_class, report
+from tutor.models import ScheduledTask, TaskRun
+from tutor.proactive import services
+from tutor.proactive.dispatcher import approve, run_due_tasks
+from tutor.proactive.timing import ScheduleInvalid, next_after
+
+
+@pytest.fixture
+def learner(school):
+    return demo_class(school, size=1).students[0]
+
+
+@pytest.fixture
+def admin(school):
+    return factories.UserFactory(organisation=school.organisation, role=User.Role.ORG_ADMIN)
+
+
+def _due(school, learner, kind="nudge", intent="Ten minutes on fractions before dinner", **extra):
+    """A task whose first due time has just passed."""
+    task = services.schedule_create(
+        by=school.teacher, student=learner, kind=kind, intent=intent, cron="*/5 * * * *", **extra
+    )
+    ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=timezone.now() - timedelta(seconds=5))
+    return task
+
+
+def test_bad_schedules_name_the_field(school, learner):
+    def create(**fields):
+        services.schedule_create(
+            by=school.teacher, student=learner, kind="nudge", intent="practise", **fields
+        )
+
+    with pytest.raises(ScheduleInvalid, match="cron: '61 \\* \\* \\* \\*'"):
+        create(cron="61 * * * *")
+    with pytest.raises(ScheduleInvalid, match="cron: 'every day' needs five fields"):
+        create(cron="every day")
+    with pytest.raises(ScheduleInvalid, match="time_zone: 'Mars/Olympus' is not a time zone"):
+        create(cron="0 9 * * *", time_zone="Mars/Olympus")
+    with pytest.raises(ScheduleInvalid, match="run_at: is in the past"):
+        create(run_at=timezone.now() - timedelta(hours=1))
+    with pytest.raises(ScheduleInvalid, match="give either cron"):
+        create()
+    assert not ScheduledTask.objects.exists()
+
+
+def test_cron_times_follow_the_tasks_time_zone_across_daylight_saving():
+    new_york = ZoneInfo("America/New_York")
+    before = datetime(2026, 3, 6, 12, 0, tzinfo=new_york)  # the clocks go forward at 2:00 on 8 March
+    first = next_after("30 9 * * *", "America/New_York", before)
+    second = next_after("30 9 * * *", "America/New_York", first)
+    assert (first.hour, first.minute, second.hour, second.minute) == (9, 30, 9, 30)
+    assert first.utcoffset() == timedelta(hours=-5) and second.utcoffset() == timedelta(hours=-4)
+    # Same wall-clock time, so the day in between is 23 hours long.
+    assert second.timestamp() - first.timestamp() == 23 * 3600
+
+
+def test_a_due_task_is_sent_once_and_recorded(school, learner, platform):
+    task = _due(school, learner)
+    result = run_due_tasks()
+    assert (result.claimed, result.by_status) == (1, {"sent": 1})
+    run = TaskRun.objects.get(task=task)
+    assert run.status == "sent" and run.output.endswith("Ten minutes on fractions before dinner")
+    assert run.dispatch.idempotency_key and run.duration_ms >= 0
+    sent = report(platform)["dispatches"]
+    assert len(sent) == 1 and sent[0]["payload"]["message"] == run.output
+    event = ActivityEvent.objects.get(verb="proactive.sent")
+    assert event.details["task_id"] == task.pk and event.details["llm_event_id"]
+    assert ActivityEvent.objects.get(pk=event.details["llm_event_id"]).details["source"] == "fallback"
+    assert run_due_tasks().claimed == 0
+    task.refresh_from_db()
+    assert task.next_run_at > timezone.now()
+
+
+def test_after_downtime_a_missed_task_runs_once_not_once_per_slot(school, learner, platform):
+    task = _due(school, learner)
+    ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=timezone.now() - timedelta(hours=3))
+    assert run_due_tasks().claimed == 1
+    assert TaskRun.objects.filter(task=task).count() == 1
+    assert len(report(platform)["dispatches"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("control", "status", "why"),
+    [
+        ("kill_switch", "skipped", "the global kill switch is on"),
+        ("pause", "skipped", "proactive messages are paused for this learner"),
+        ("shadow_mode", "shadow", "shadow mode: decided and recorded, not sent"),
+    ],
+)
+def test_each_control_stops_the_next_due_send(school, learner, platform, admin, control, status, why):
+    if control == "pause":
+        services.student_pause(student=learner, by=school.teacher, paused=True)
+    else:
+        services.switch_set(name=control, on=True, by=admin, reason="drill")
+    _due(school, learner)
+    assert run_due_tasks().by_status == {status: 1}
+    run = TaskRun.objects.get()
+    assert run.rationale == why
+    assert (run.output != "") == (status == "shadow")  # shadow mode composes, and only records
+    assert report(platform)["dispatches"] == []
+    assert ActivityEvent.objects.filter(verb=f"proactive.{status}").count() == 1
+
+
+def test_only_org_admins_flip_the_switches(school):
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        services.switch_set(name="kill_switch", on=True, by=school.teacher)
+
+
+def test_three_dismissals_suppress_a_type_until_undone(school, learner, platform):
+    for response in ("dismissed", "dismissed", "accepted", "dismissed", "dismissed"):
+        services.engagement_record(student=learner, suggestion_type="nudge", response=response)
+    assert services.settings_for(learner).suppressed_types == []
+    services.engagement_record(student=learner, suggestion_type="nudge", response="dismissed")
+    assert services.settings_for(learner).suppressed_types == ["nudge"]
+    _due(school, learner)
+    assert run_due_tasks().by_status == {"suppressed": 1}
+    services.suppression_undo(student=learner, suggestion_type="nudge", by=school.teacher)
+    services.engagement_record(student=learner, suggestion_type="nudge", response="dismissed")
+    assert services.settings_for(learner).suppressed_types == []  # older dismissals no longer count
+    _due(school, learner, intent="Try the practice quiz")
+    assert run_due_tasks().by_status == {"sent": 1}
+
+
+def test_high_impact_kinds_wait_for_approval_then_send_once(school, learner, platform):
+    _due(school, learner, kind="assignment", intent="Quiz 4 on linear equations")
+    assert run_due_tasks().by_status == {"pending_approval": 1}
+    run = TaskRun.objects.get()
+    assert report(platform)["dispatches"] == []
+    assert approve(run=run, by=school.teacher) == "sent"
+    with pytest.raises(ValueError, match="not waiting for approval"):
+        approve(run=run, by=school.teacher)
+    assert [d["kind"] for d in report(platform)["dispatches"]] == ["assignment"]
+
+
+def test_a_run_left_claimed_by_a_dead_worker_is_sent_once(school, learner, platform, settings):
+    from tutor.proactive.dispatcher import _claim, process
+
+    task = _due(school, learner)
+    [run] = _claim(timezone.now())
+    process(run)  # sent, then the worker "dies" before anyone sees the result
+    TaskRun.objects.filter(pk=run.pk).update(
+        status="claimed", started_at=timezone.now() - timedelta(minutes=11)
+    )
+    run_due_tasks()
+    assert TaskRun.objects.get(task=task).status == "sent"
+    assert len(report(platform)["dispatches"]) == 1
+    assert ActivityEvent.objects.filter(verb="dispatch.deduplicated").count() == 1
+
+
+def test_run_due_tasks_once_command(school, learner, platform, capsys):
+    _due(school, learner)
+    call_command("run_due_tasks", "--once")
+    assert "1 due: sent 1" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_run_each_due_task_exactly_once(platform):
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED and concurrent workers need PostgreSQL (SQLite serialises every write)")
+    org = factories.OrganisationFactory()
+    assignment = factories.TeacherAssignmentFactory(school_class__organisation=org)
+
+    class School:
+        school_class = assignment.school_class
+        teacher = assignment.teacher
+
+    students = demo_class(School, size=12).students
+    for student in students:
+        for minute in range(3):
+            task = services.schedule_create(
+                by=assignment.teacher,
+                student=student,
+                kind="nudge",
+                intent=f"practice {minute}",
+                cron="0 * * * *",
+            )
+            ScheduledTask.objects.filter(pk=task.pk).update(
+                next_run_at=timezone.now() - timedelta(seconds=minute)
+            )
+    barrier, errors = threading.Barrier(2), []
+
+    def worker():
+        try:
+            barrier.wait(timeout=10)
+            run_due_tasks()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert TaskRun.objects.count() == 36 and set(TaskRun.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(report(platform)["dispatches"]) == 36

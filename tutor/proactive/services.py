@@ -1,0 +1,279 @@
+"""Every write of the proactive engine except the dispatcher's: schedules, the automation
+switches, per-student pause and proactiveness, engagement with its calibration, and patterns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import record
+from classroom.access import students_for
+from classroom.models import Student, User
+from tutor.models import (
+    AutomationSwitch,
+    EngagementEvent,
+    ObservedPattern,
+    ProactivenessSettings,
+    ScheduledTask,
+)
+from tutor.proactive.timing import ScheduleInvalid, check_cron, next_after, zone
+
+SYSTEM_PROACTIVE = "system:proactive"
+
+
+def _require_teacher_of(user: User, student: Student) -> None:
+    if not (user.can_act_on_alerts and students_for(user).filter(pk=student.pk).exists()):
+        raise PermissionDenied("only the student's teachers and organisation admins schedule for them")
+
+
+@transaction.atomic
+def schedule_create(
+    *,
+    by: User,
+    student: Student,
+    kind: str,
+    intent: str,
+    cron: str = "",
+    run_at: datetime | None = None,
+    time_zone: str = "",
+    pattern: ObservedPattern | None = None,
+    now: datetime | None = None,
+) -> ScheduledTask:
+    """A recurring (cron) or one-off (run_at) task; its first due time computed in its time zone."""
+    _require_teacher_of(by, student)
+    now = now or timezone.now()
+    if kind not in ScheduledTask.Kind.values:
+        raise ScheduleInvalid("kind", f"must be one of {', '.join(ScheduledTask.Kind.values)}; got {kind!r}")
+    intent = (intent or "").strip()
+    if len(intent) < 3:
+        raise ScheduleInvalid("intent", "say what the message should say or ask")
+    time_zone = time_zone or settings.TIME_ZONE
+    zone(time_zone)
+    if bool(cron) == bool(run_at):
+        raise ScheduleInvalid("cron", "give either cron (recurring) or run_at (once), not both or neither")
+    if cron:
+        cron = check_cron(cron)
+        first = next_after(cron, time_zone, now)
+    else:
+        if timezone.is_naive(run_at):
+            run_at = timezone.make_aware(run_at, zone(time_zone))
+        if run_at <= now:
+            raise ScheduleInvalid("run_at", "is in the past")
+        first = run_at
+    task = ScheduledTask.objects.create(
+        owner=by,
+        student=student,
+        kind=kind,
+        cron=cron,
+        run_at=run_at,
+        time_zone=time_zone,
+        intent=intent[:2000],
+        pattern=pattern,
+        next_run_at=first,
+    )
+    record(
+        verb="schedule.created",
+        actor=by,
+        target=task,
+        why=intent[:300],
+        details={"kind": kind, "cron": cron, "run_at": run_at.isoformat() if run_at else None,
+                 "time_zone": time_zone, "next_run_at": first.isoformat(),
+                 "pattern_id": pattern.pk if pattern else None},
+    )  # fmt: skip
+    return task
+
+
+TRANSITIONS = {
+    "pause": (ScheduledTask.Status.ACTIVE, ScheduledTask.Status.PAUSED),
+    "resume": (ScheduledTask.Status.PAUSED, ScheduledTask.Status.ACTIVE),
+    "cancel": (None, ScheduledTask.Status.CANCELLED),
+}
+
+
+@transaction.atomic
+def schedule_manage(
+    *, task: ScheduledTask, by: User, action: str, now: datetime | None = None
+) -> ScheduledTask:
+    """Pause, resume or cancel. Resuming computes the next due time from now: what was missed
+    while paused is not sent."""
+    if action not in TRANSITIONS:
+        raise ScheduleInvalid("action", "must be pause, resume or cancel")
+    task = ScheduledTask.objects.select_for_update().select_related("student").get(pk=task.pk)
+    _require_teacher_of(by, task.student)
+    required, target = TRANSITIONS[action]
+    if task.status in (ScheduledTask.Status.CANCELLED, ScheduledTask.Status.DONE) or (
+        required and task.status != required
+    ):
+        raise ScheduleInvalid("action", f"cannot {action} a {task.get_status_display().lower()} task")
+    now = now or timezone.now()
+    task.status = target
+    if action == "resume":
+        task.next_run_at = next_after(task.cron, task.time_zone, now) if task.cron else max(task.run_at, now)
+    task.save(update_fields=["status", "next_run_at"])
+    record(verb=f"schedule.{action}d" if action != "cancel" else "schedule.cancelled", actor=by, target=task)
+    return task
+
+
+@transaction.atomic
+def switch_set(*, name: str, on: bool, by: User, reason: str = "") -> AutomationSwitch:
+    """Flip the kill switch or shadow mode: the next due task reads it (no restart)."""
+    if not (by.is_superuser or by.role == User.Role.ORG_ADMIN):
+        raise PermissionDenied("only organisation admins flip the automation switches")
+    if name not in AutomationSwitch.Name.values:
+        raise ValueError(f"name must be one of {', '.join(AutomationSwitch.Name.values)}")
+    switch, _ = AutomationSwitch.objects.select_for_update().get_or_create(name=name)
+    switch.on, switch.changed_by, switch.changed_at, switch.reason = on, by, timezone.now(), reason[:300]
+    switch.save()
+    record(
+        verb=f"automation.{name}_{'on' if on else 'off'}",
+        actor=by,
+        target=switch,
+        why=reason or f"{switch.get_name_display()} turned {'on' if on else 'off'}",
+    )
+    return switch
+
+
+def switches() -> dict[str, bool]:
+    return dict(AutomationSwitch.objects.values_list("name", "on"))
+
+
+def settings_for(student: Student) -> ProactivenessSettings:
+    found, _ = ProactivenessSettings.objects.get_or_create(student=student)
+    return found
+
+
+@transaction.atomic
+def student_pause(*, student: Student, by: User, paused: bool) -> ProactivenessSettings:
+    _require_teacher_of(by, student)
+    row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
+    row.paused, row.changed_by, row.changed_at = paused, by, timezone.now()
+    row.save(update_fields=["paused", "changed_by", "changed_at"])
+    record(verb=f"automation.student_{'paused' if paused else 'resumed'}", actor=by, target=student)
+    return row
+
+
+@transaction.atomic
+def proactiveness_adjust(
+    *, student: Student, by: User | None, level: str, agent: str = ""
+) -> ProactivenessSettings:
+    if level not in ProactivenessSettings.Level.values:
+        raise ScheduleInvalid("level", f"must be one of {', '.join(ProactivenessSettings.Level.values)}")
+    row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
+    row.level, row.changed_by, row.changed_at = level, by, timezone.now()
+    row.save(update_fields=["level", "changed_by", "changed_at"])
+    record(verb="proactiveness.adjusted", actor=by, actor_name=agent, target=student, why=f"level {level}")
+    return row
+
+
+@transaction.atomic
+def engagement_record(
+    *,
+    student: Student,
+    suggestion_type: str,
+    response: str,
+    run: Any = None,
+    actor_name: str = SYSTEM_PROACTIVE,
+) -> EngagementEvent:
+    """Record how the learner answered; the `PROACTIVE_DISMISSALS_TO_SUPPRESS`-th dismissal of a
+    type in a row (since its last acceptance or un-suppression) suppresses that type for them."""
+    if response not in EngagementEvent.Response.values:
+        raise ScheduleInvalid("response", "must be accepted, dismissed or ignored")
+    if suggestion_type not in ScheduledTask.Kind.values:
+        raise ScheduleInvalid("suggestion_type", f"must be one of {', '.join(ScheduledTask.Kind.values)}")
+    event = EngagementEvent.objects.create(
+        student=student, suggestion_type=suggestion_type, response=response, run=run
+    )
+    record(
+        verb="engagement.recorded",
+        actor_name=actor_name,
+        target=event,
+        organisation_id=student.organisation_id,
+        student_id=student.pk,
+        why=f"{suggestion_type} {response}",
+    )
+    row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
+    if response != EngagementEvent.Response.DISMISSED or suggestion_type in row.suppressed_types:
+        return event
+    threshold = settings.PROACTIVE_DISMISSALS_TO_SUPPRESS
+    answers = EngagementEvent.objects.filter(student=student, suggestion_type=suggestion_type).exclude(
+        response=EngagementEvent.Response.IGNORED
+    )
+    reset = row.calibration_reset.get(suggestion_type)
+    if reset:
+        answers = answers.filter(at__gt=datetime.fromisoformat(reset))
+    recent = list(answers.order_by("-at", "-pk").values_list("response", flat=True)[:threshold])
+    if len(recent) == threshold and all(r == EngagementEvent.Response.DISMISSED for r in recent):
+        row.suppressed_types = [*row.suppressed_types, suggestion_type]
+        row.save(update_fields=["suppressed_types"])
+        record(
+            verb="proactiveness.suppressed",
+            actor_name=SYSTEM_PROACTIVE,
+            target=student,
+            why=f"{threshold} dismissals of {suggestion_type} in a row",
+            details={"suggestion_type": suggestion_type, "threshold": threshold},
+        )
+    return event
+
+
+@transaction.atomic
+def suppression_undo(
+    *, student: Student, suggestion_type: str, by: User | None, actor_name: str = ""
+) -> ProactivenessSettings:
+    """The learner or teacher takes a suppression back; the count of dismissals starts again."""
+    row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
+    if suggestion_type not in row.suppressed_types:
+        raise ScheduleInvalid("suggestion_type", f"{suggestion_type!r} is not suppressed")
+    row.suppressed_types = [t for t in row.suppressed_types if t != suggestion_type]
+    row.calibration_reset = {**row.calibration_reset, suggestion_type: timezone.now().isoformat()}
+    row.changed_by, row.changed_at = by, timezone.now()
+    row.save(update_fields=["suppressed_types", "calibration_reset", "changed_by", "changed_at"])
+    record(
+        verb="proactiveness.unsuppressed",
+        actor=by,
+        actor_name=actor_name,
+        target=student,
+        why=suggestion_type,
+    )
+    return row
+
+
+@transaction.atomic
+def pattern_record(
+    *,
+    student: Student,
+    kind: str,
+    description: str,
+    evidence: dict[str, Any],
+    confidence: float,
+    now: datetime | None = None,
+) -> ObservedPattern:
+    """Upsert a pattern: first seen stays, last seen, description, evidence and confidence move."""
+    if not 0 <= confidence <= 1:
+        raise ScheduleInvalid("confidence", "must be between 0 and 1")
+    now = now or timezone.now()
+    pattern, created = ObservedPattern.objects.update_or_create(
+        student=student,
+        kind=kind,
+        defaults={
+            "description": description[:300],
+            "evidence": evidence,
+            "confidence": confidence,
+            "last_seen": now,
+        },
+        create_defaults={
+            "description": description[:300],
+            "evidence": evidence,
+            "confidence": confidence,
+            "first_seen": now,
+            "last_seen": now,
+        },
+    )
+    if created:
+        record(verb="pattern.observed", actor_name=SYSTEM_PROACTIVE, target=student, why=description[:300],
+               details={"kind": kind, "evidence": evidence, "confidence": confidence})  # fmt: skip
+    return pattern
