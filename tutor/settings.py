@@ -162,7 +162,10 @@ AUDIT_PAGE_SIZE = env_int("AUDIT_PAGE_SIZE", 50)
 # Take the request's correlation id from an X-Correlation-ID header (only behind a proxy that sets it).
 AUDIT_TRUST_CORRELATION_HEADER = env_bool("AUDIT_TRUST_CORRELATION_HEADER", False)
 # Approval queues the notifier watches: dotted callables returning audit.notify.PendingApproval items.
-AUDIT_APPROVAL_SOURCES: list[str] = ["plans.selectors.pending_approvals"]
+AUDIT_APPROVAL_SOURCES: list[str] = [
+    "plans.selectors.pending_approvals",
+    "tutor.proactive.selectors.pending_approvals",
+]
 # An approval waiting longer than this is notified (once) to the organisation's channels.
 AUDIT_APPROVAL_NOTIFY_HOURS = env_int("AUDIT_APPROVAL_NOTIFY_HOURS", 24)
 AUDIT_NOTIFY_CRON = env_str("AUDIT_NOTIFY_CRON", "*/10 * * * *")

@@ -215,3 +215,51 @@ def test_two_workers_run_each_due_task_exactly_once(platform):
     assert not errors
     assert TaskRun.objects.count() == 36 and set(TaskRun.objects.values_list("status", flat=True)) == {"sent"}
     assert len(report(platform)["dispatches"]) == 36
+
+
+def test_patterns_are_detected_from_the_mirrors_with_their_evidence(school, learner):
+    from classroom.models import DailyPerformance
+
+    today = timezone.localdate()
+    rows = []
+    for offset in range(28):
+        day = today - timedelta(days=offset)
+        if day.weekday() in (2, 5, 6):  # never on Wednesdays or weekends
+            continue
+        long_day = day.weekday() == 0  # long Monday sessions, low confidence on Tuesdays
+        rows.append(
+            DailyPerformance(
+                student=learner,
+                date=day,
+                study_minutes=70 if long_day else 30,
+                confidence=2 if day.weekday() == 1 else 4,
+                checked_in=True,
+                synced_at=timezone.now(),
+            )
+        )
+    DailyPerformance.objects.bulk_create(rows)
+    found = {p.kind: p for p in services.patterns_detect(student=learner)}
+    assert found["skipped_weekdays"].description == "Does not study on Wednesday"
+    assert found["usual_study_days"].evidence["weekdays"] == ["Monday", "Tuesday", "Thursday", "Friday"]
+    dip = found["confidence_dip_after_long_sessions"]
+    assert dip.evidence["confidence_after"] == 2.0 and dip.evidence["long_sessions"] >= 3
+    assert ActivityEvent.objects.filter(verb="pattern.observed").count() == 3
+    services.patterns_detect(student=learner)  # again: the same patterns, seen again, not doubled
+    assert learner.patterns.count() == 3
+
+
+def test_a_suggestion_cites_the_pattern_it_rests_on(school, learner, platform):
+    pattern = services.pattern_record(
+        student=learner,
+        kind="skipped_weekdays",
+        description="Does not study on Wednesday",
+        evidence={"weekdays": ["Wednesday"]},
+        confidence=1.0,
+    )
+    _due(school, learner, intent="A short Wednesday practice keeps the week even", pattern=pattern)
+    run_due_tasks()
+    run = TaskRun.objects.get()
+    assert run.output.endswith("(I noticed: does not study on Wednesday.)")
+    assert "it rests on the pattern: Does not study on Wednesday" in run.rationale
+    event = ActivityEvent.objects.get(verb="proactive.sent")
+    assert event.details["pattern"] == {"kind": "skipped_weekdays", "evidence": {"weekdays": ["Wednesday"]}}

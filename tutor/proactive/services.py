@@ -3,7 +3,7 @@ switches, per-student pause and proactiveness, engagement with its calibration, 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from audit.services import record
 from classroom.access import students_for
-from classroom.models import Student, User
+from classroom.models import DailyPerformance, Student, User
 from tutor.models import (
     AutomationSwitch,
     EngagementEvent,
@@ -21,6 +21,7 @@ from tutor.models import (
     ProactivenessSettings,
     ScheduledTask,
 )
+from tutor.proactive import patterns
 from tutor.proactive.timing import ScheduleInvalid, check_cron, next_after, zone
 
 SYSTEM_PROACTIVE = "system:proactive"
@@ -277,3 +278,28 @@ def pattern_record(
         record(verb="pattern.observed", actor_name=SYSTEM_PROACTIVE, target=student, why=description[:300],
                details={"kind": kind, "evidence": evidence, "confidence": confidence})  # fmt: skip
     return pattern
+
+
+def patterns_detect(*, student: Student, now: datetime | None = None) -> list[ObservedPattern]:
+    """Run the rule-based detector over the learner's mirrors and record what it finds."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    facts = [
+        patterns.Fact(day, minutes, confidence)
+        for day, minutes, confidence in DailyPerformance.objects.filter(
+            student=student, date__gt=today - timedelta(days=patterns.WINDOW_DAYS), date__lte=today
+        )
+        .order_by("date")
+        .values_list("date", "study_minutes", "confidence")
+    ]
+    return [
+        pattern_record(
+            student=student,
+            kind=found.kind,
+            description=found.description,
+            evidence=found.evidence,
+            confidence=found.confidence,
+            now=now,
+        )
+        for found in patterns.detect(facts, today=today)
+    ]
