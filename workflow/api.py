@@ -58,6 +58,7 @@ ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 @router.get("/steps", response={200: dict, 401: ErrorOut})
 def steps(request: HttpRequest) -> dict[str, Any]:
     """The 17 step definitions of the pinned catalog version, with the closed code lists."""
+    services.require_teacher(request.user)
     rows = StepDefinition.objects.filter(catalog_version=catalog.CATALOG_VERSION).order_by("ordinal")
     return {
         "version": catalog.CATALOG_VERSION,

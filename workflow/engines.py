@@ -68,7 +68,8 @@ def profile(days: list[Day], *, today: date) -> Profile:
     qa = catalog.QA_003 if (today - last_day).days >= QA_QUIET_DAYS else ""
     mastery_now = measured[-1].mastery or 0.0
     two_weeks = [d.mastery for d in measured if d.date > today - timedelta(days=14)]
-    gain = (two_weeks[-1] - two_weeks[0]) if len(two_weeks) > 1 else 0.0
+    # Rounded like the mirrors (three decimals): 0.68 → 0.70 is a gain of 0.02, not 0.0199….
+    gain = round(two_weeks[-1] - two_weeks[0], 3) if len(two_weeks) > 1 else 0.0
     rated = [d.confidence for d in recent if d.confidence is not None][-3:]
     confidence = mean(rated) if rated else None
     evidence |= {

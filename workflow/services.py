@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Max
 from django.http import Http404
 from django.utils import timezone
 
 from audit.services import record
-from classroom.locks import advisory_xact_lock
+from classroom.locks import advisory_xact_lock, advisory_xact_locks
 from classroom.models import DailyPerformance, Enrollment, SchoolClass, Student, User
 from workflow import catalog, engines
 from workflow.models import (
@@ -47,6 +49,12 @@ class WorkflowError(Exception):
     def __init__(self, code: str, detail: str, *, status: int = 400, **extra: Any) -> None:
         super().__init__(detail)
         self.code, self.detail, self.status, self.extra = code, detail, status, extra
+
+
+def require_teacher(user: User) -> None:
+    """The workflow is for teachers: every route requires one."""
+    if user.role != User.Role.TEACHER and not user.is_superuser:
+        raise PermissionDenied("the activation workflow is for class teachers")
 
 
 def class_for_teacher(user: User, class_id: int) -> SchoolClass:
@@ -175,10 +183,20 @@ def _acute_alerts(
             student__in=students, state=AcuteRegressionAlert.State.OPEN
         ).values_list("student_id", flat=True)
     )
+    # A teacher's resolution stands until there is a measurement newer than it.
+    resolved = dict(
+        AcuteRegressionAlert.objects.filter(student__in=students)
+        .exclude(state=AcuteRegressionAlert.State.OPEN)
+        .values_list("student_id")
+        .annotate(last=Max("resolved_at"))
+    )
     opened = 0
     for student in students:
         metrics = engines.acute_regression(days[student.pk], today=today)
         if metrics is None or student.pk in open_ids:
+            continue
+        last_resolved = resolved.get(student.pk)
+        if last_resolved and timezone.localdate(last_resolved) >= days[student.pk][-1].date:
             continue
         alert = AcuteRegressionAlert.objects.create(
             organisation_id=school_class.organisation_id,
@@ -377,6 +395,9 @@ def activate(
     now = timezone.now()
     advisory_xact_lock(f"workflow:class:{school_class.organisation_id}:{school_class.pk}")
     step, recommendations, cluster = _targets(school_class, cluster_id, student_ids)
+    # A student enrolled in two classes: their activations wait for each other here, so the
+    # "already active" check below sees the other's commit (keys sorted: no deadlock).
+    advisory_xact_locks(f"workflow:student:{rec.student_id}" for rec in recommendations)
     choices = {m.student_id: m for m in members or []}
     unknown = set(choices) - {r.student_id for r in recommendations}
     if unknown:
@@ -386,15 +407,15 @@ def activate(
         item.get("studentId"): item.get("overrideCode", "")
         for item in (_exclusions(draft.state) if draft and cluster else [])
     }
-    _guardrails([r for r in recommendations if r.student_id not in taken_out])
-    if step == "TAW_12" and not recommendations[0].is_bundle:
-        return _route(teacher, school_class, recommendations[0], now)
-    result = Activation(kind="activated", bundle_code=recommendations[0].bundle.code)
     active = set(
         BundleAssignment.objects.filter(
             student_id__in=[r.student_id for r in recommendations], status=BundleAssignment.Status.ACTIVE
         ).values_list("student_id", flat=True)
     )
+    _guardrails([r for r in recommendations if r.student_id not in taken_out and r.student_id not in active])
+    if step == "TAW_12" and not recommendations[0].is_bundle:
+        return _route(teacher, school_class, recommendations[0], now)
+    result = Activation(kind="activated", bundle_code=recommendations[0].bundle.code)
     planned = []
     for rec in recommendations:
         if rec.student_id in taken_out:
@@ -408,10 +429,13 @@ def activate(
         else:
             choice = choices.get(rec.student_id, MemberChoice(rec.student_id))
             planned.append((rec, _tier(rec, choice, confirmed), choice.override_code))
-    for rec, tier, code in planned:
-        assignment = _assign(teacher, school_class, rec, tier, code, cluster, step, now)
+    for assignment in _assign_all(teacher, school_class, planned, cluster, step, now):
         result.activated.append(
-            {"studentId": rec.student_id, "assignmentId": assignment.pk, "scaffoldTier": tier}
+            {
+                "studentId": assignment.student_id,
+                "assignmentId": assignment.pk,
+                "scaffoldTier": assignment.scaffold_tier,
+            }
         )
     for deferred in result.deferred:
         _action(teacher, school_class, deferred["studentId"], "deferred", step, code=catalog.QA_003)
@@ -511,56 +535,70 @@ def _tier(rec: Recommendation, choice: MemberChoice, confirmed: bool) -> str:
     return tier
 
 
-def _assign(
+def _assign_all(
     teacher: User,
     school_class: SchoolClass,
-    rec: Recommendation,
-    tier: str,
-    code: str,
+    planned: list[tuple[Recommendation, str, str]],
     cluster: Cluster | None,
     step: str,
     now: datetime,
-) -> BundleAssignment:
-    """The cluster writer's one write: an assignment, its scaffold rows and its first history row."""
-    bundle = rec.bundle
-    assignment = BundleAssignment.objects.create(
-        organisation_id=school_class.organisation_id,
-        school_class=school_class,
-        student_id=rec.student_id,
-        bundle=bundle,
-        cluster=cluster,
-        scaffold_tier=tier,
-        recommended_tier=rec.recommended_tier,
-        activated_by=teacher,
-        activated_at=now,
+) -> list[BundleAssignment]:
+    """The cluster writer's write: per member an assignment, its scaffold rows, its first history
+    row and the teacher's action, each table in one statement whatever the cluster's size."""
+    assignments = BundleAssignment.objects.bulk_create(
+        BundleAssignment(
+            organisation_id=school_class.organisation_id,
+            school_class=school_class,
+            student_id=rec.student_id,
+            bundle=rec.bundle,
+            cluster=cluster,
+            scaffold_tier=tier,
+            recommended_tier=rec.recommended_tier,
+            activated_by=teacher,
+            activated_at=now,
+        )
+        for rec, tier, _ in planned
     )
-    minutes = engines.SCAFFOLD_MINUTES[tier]
-    threads = [(bundle.anchor_skill, "anchor"), *((t, "supporting") for t in bundle.supporting_threads)]
-    if bundle.asset_bridge:
-        threads.append((bundle.asset_bridge, "bridge"))
-    ScaffoldRow.objects.bulk_create(
-        ScaffoldRow(assignment=assignment, thread=thread, role=role, level=tier, weekly_minutes=minutes[role])
-        for thread, role in threads
-    )
-    AssignmentHistory.objects.create(
-        assignment=assignment,
-        event="activated",
-        triggering_workflow_step=step,
-        override_code=code,
-        actor=teacher,
-        at=now,
-        details={"scaffold_tier": tier, "recommended_tier": rec.recommended_tier},
-    )
-    _action(
-        teacher,
-        school_class,
-        rec.student_id,
-        "activate",
-        step,
-        code=code,
-        details={"assignment": assignment.pk},
-    )
-    return assignment
+    rows, history, actions = [], [], []
+    for assignment, (rec, tier, code) in zip(assignments, planned, strict=True):
+        bundle, minutes = rec.bundle, engines.SCAFFOLD_MINUTES[tier]
+        threads = [(bundle.anchor_skill, "anchor"), *((t, "supporting") for t in bundle.supporting_threads)]
+        if bundle.asset_bridge:
+            threads.append((bundle.asset_bridge, "bridge"))
+        rows += [
+            ScaffoldRow(
+                assignment=assignment, thread=thread, role=role, level=tier, weekly_minutes=minutes[role]
+            )
+            for thread, role in threads
+        ]
+        history.append(
+            AssignmentHistory(
+                assignment=assignment,
+                event="activated",
+                triggering_workflow_step=step,
+                override_code=code,
+                actor=teacher,
+                at=now,
+                details={"scaffold_tier": tier, "recommended_tier": rec.recommended_tier},
+            )
+        )
+        actions.append(
+            TeacherActionLog(
+                organisation_id=school_class.organisation_id,
+                teacher=teacher,
+                school_class=school_class,
+                student_id=rec.student_id,
+                action_type="activate",
+                workflow_step=step,
+                code=code,
+                details={"assignment": assignment.pk},
+                at=now,
+            )
+        )
+    ScaffoldRow.objects.bulk_create(rows)
+    AssignmentHistory.objects.bulk_create(history)
+    TeacherActionLog.objects.bulk_create(actions)
+    return assignments
 
 
 def _route(teacher: User, school_class: SchoolClass, rec: Recommendation, now: datetime) -> Activation:
@@ -609,10 +647,11 @@ def review(
         raise WorkflowError("NOT_FOUND", f"no acute-regression alert {alert_id} in this class", status=404)
     if action not in ("dismiss", "escalate"):
         raise WorkflowError("INVALID_ACTION", "action must be dismiss or escalate")
-    if action == "dismiss" and context_flag not in catalog.CONTEXT_FLAGS:
+    if (action == "dismiss" or context_flag) and context_flag not in catalog.CONTEXT_FLAGS:
         raise WorkflowError(
             "INVALID_CONTEXT_FLAG",
-            f"dismissing needs contextFlag, one of {', '.join(catalog.CONTEXT_FLAGS)}; never free text",
+            f"contextFlag must be one of {', '.join(catalog.CONTEXT_FLAGS)} (and dismissing needs one); "
+            "never free text",
         )
     _lock_for_student(school_class.organisation_id, alert.student_id)
     alert = AcuteRegressionAlert.objects.select_for_update().get(pk=alert.pk)
