@@ -111,26 +111,43 @@ def recommendations_refresh(*, school_class: SchoolClass, now: datetime | None =
         object_type = (
             found.object_type if bundle or not found.bundle_kind else catalog.ObjectType.MONITOR_ONLY
         )
-        row, _ = Recommendation.objects.update_or_create(
-            school_class=school_class,
-            student=student,
-            defaults={
-                "organisation_id": school_class.organisation_id,
-                "object_type": object_type,
-                "bundle": bundle,
-                "recommended_tier": found.tier if bundle else "",
-                "delivery_mode": found.delivery_mode if bundle else "",
-                "anchor_skill": bundle.anchor_skill if bundle else "",
-                "do_not_decide_yet": found.do_not_decide_yet,
-                "qa_exclusion": found.qa_exclusion,
-                "rationale": found.rationale
+        recommendations.append(
+            Recommendation(
+                school_class=school_class,
+                student=student,
+                organisation_id=school_class.organisation_id,
+                object_type=object_type,
+                bundle=bundle,
+                recommended_tier=found.tier if bundle else "",
+                delivery_mode=found.delivery_mode if bundle else "",
+                anchor_skill=bundle.anchor_skill if bundle else "",
+                do_not_decide_yet=found.do_not_decide_yet,
+                qa_exclusion=found.qa_exclusion,
+                rationale=found.rationale
                 if bundle or not found.bundle_kind
                 else f"{found.rationale}; no {found.bundle_kind} bundle for {school_class.subject}",
-                "evidence": found.evidence,
-                "computed_at": now,
-            },
+                evidence=found.evidence,
+                computed_at=now,
+            )
         )
-        recommendations.append(row)
+    # One upsert for the class, not a SELECT and an UPDATE per student.
+    Recommendation.objects.bulk_create(
+        recommendations,
+        update_conflicts=True,
+        unique_fields=["school_class", "student"],
+        update_fields=[
+            "object_type",
+            "bundle",
+            "recommended_tier",
+            "delivery_mode",
+            "anchor_skill",
+            "do_not_decide_yet",
+            "qa_exclusion",
+            "rationale",
+            "evidence",
+            "computed_at",
+        ],
+    )
     _clusters(school_class, recommendations, now)
     opened = _acute_alerts(school_class, students, days, today, now)
     record(
