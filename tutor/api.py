@@ -15,6 +15,7 @@ from classroom.api_auth import API_AUTH
 from plans.api import router as plans_router
 from plans.schema import PlanInvalid
 from plans.services import PublishConflict
+from tutor.proactive.api import proactive_router, schedules_router
 from workflow.api import router as workflow_router
 from workflow.services import WorkflowError
 
@@ -27,6 +28,8 @@ api = NinjaAPI(
 )
 api.add_router("/plans", plans_router)
 api.add_router("/workflow", workflow_router)
+api.add_router("/schedules", schedules_router)
+api.add_router("/proactive", proactive_router)
 
 
 def _error(

@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("plans.urls")),
     path("", include("tutor.chat.urls")),
     path("", include("workflow.urls")),
+    path("", include("tutor.proactive.urls")),
     path("", include("classroom.urls")),
 ]
