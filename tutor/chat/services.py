@@ -22,13 +22,17 @@ from tutor.chat.selectors import context_bundle, conversation
 from tutor.llm.gateway import FallbackAnswer, Reply, ToolCall, assistant_turn, complete, tool_results_turn
 from tutor.llm.pseudonyms import Pseudonyms
 from tutor.models import ChatMessage
+from tutor.proactive import tools as proactive_tools
+from tutor.proactive.timing import ScheduleInvalid
 
 AGENT = "agent:tutor"
 SYSTEM = """You help a teacher with one student, called {pseudonym}. Answer briefly and plainly,
 from the context below; say when the context does not tell you something. When the teacher asks to
 change the study plan, call save_study_plan_draft with the WHOLE proposed plan (keep objective
 ids; curricula only from: {catalogue}) and a one-sentence rationale. It saves a draft for the
-teacher to review and publish: never say the plan is published. Today is {today}.
+teacher to review and publish: never say the plan is published. To schedule reminders, check-ins
+or nudges for the student, or to look at or adjust what the tutor knows about them, use the
+schedule and profile tools. Today is {today}.
 
 Context:
 {bundle}
@@ -61,7 +65,7 @@ def chat_send(*, student: Student, by: User, text: str) -> ChatMessage:
     base, _ = published_document(student)
     catalogue = catalogue_of(student)
     pseudonyms = Pseudonyms.for_students([(student.pk, student.first_name, student.last_name, student.email)])
-    offered = [tools.save_study_plan_draft(list(catalogue))]
+    offered = [tools.save_study_plan_draft(list(catalogue)), *proactive_tools.TOOLS]
     call = {
         "purpose": "tutor chat",
         "system": SYSTEM.format(
@@ -141,9 +145,15 @@ def _run_tools(
     results: list[tuple[ToolCall, dict[str, Any] | str, bool]] = []
     draft = None
     for call in reply.tool_calls:
+        data = pseudonyms.unmask_data(call.input)
+        if call.name in proactive_tools.NAMES:
+            try:
+                results.append((call, proactive_tools.run(call.name, data, student=student, by=by), False))
+            except (ScheduleInvalid, PermissionDenied) as refused:
+                results.append((call, f"refused: {refused}", True))
+            continue
         if call.name != "save_study_plan_draft":
             continue
-        data = pseudonyms.unmask_data(call.input)
         try:
             draft = save_study_plan_draft(
                 student=student,
@@ -174,11 +184,14 @@ def _run_tools(
 
 def _describe(results: list[tuple[ToolCall, dict[str, Any] | str, bool]]) -> str:
     lines = []
-    for _, result, is_error in results:
+    for call, result, is_error in results:
         if is_error:
-            lines.append(f"I could not save that as a draft, {result}.")
+            lines.append(f"I could not do that ({call.name}), {result}.")
             continue
         assert isinstance(result, dict)
+        if call.name != "save_study_plan_draft":
+            lines.append(f"Done: {call.name.replace('_', ' ')}.")
+            continue
         changes = "; ".join(result["changes"])
         lines.append(f"I saved draft {result['draft_id']} for you to review in the plan panel: {changes}.")
         if result["high_impact"]:
