@@ -6,8 +6,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from audit import context
+from classroom.models import Student
 from tutor.models import WorkerHeartbeat
 from tutor.proactive.dispatcher import run_due_tasks as dispatcher_pass
+from tutor.proactive.services import patterns_detect
 
 
 def heartbeat() -> None:
@@ -22,3 +24,9 @@ def run_due_tasks() -> str:
     with context.bind(source="worker"):
         result = dispatcher_pass()
     return f"{result.claimed} due: {result.by_status}"
+
+
+def detect_patterns(student_ids: list[int]) -> int:
+    """After a sync: the pattern detector over the students whose activity just arrived."""
+    with context.bind(source="worker"):
+        return sum(len(patterns_detect(student=s)) for s in Student.objects.filter(pk__in=student_ids))

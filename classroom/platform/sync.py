@@ -41,6 +41,7 @@ from classroom.models import (
 )
 from classroom.platform.client import PlatformClient, PlatformError, StudentChanges
 from classroom.services import alerts_recompute
+from classroom.signals import students_synced
 
 SYSTEM_SYNC = "system:sync"
 PROGRESS_EVERY_SECONDS = 0.5
@@ -532,6 +533,8 @@ def _finish(
                 fingerprint=fingerprint,
             )
     if run.succeeded:
+        synced = list(outcomes.filter(status=SyncRunStudent.Status.OK).values_list("student_id", flat=True))
+        students_synced.send(sender=sync_run_execute, organisation=run.organisation, student_ids=synced)
         alerts_recompute(
             organisation=run.organisation,
             student_ids=None

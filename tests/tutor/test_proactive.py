@@ -263,3 +263,26 @@ def test_a_suggestion_cites_the_pattern_it_rests_on(school, learner, platform):
     assert "it rests on the pattern: Does not study on Wednesday" in run.rationale
     event = ActivityEvent.objects.get(verb="proactive.sent")
     assert event.details["pattern"] == {"kind": "skipped_weekdays", "evidence": {"weekdays": ["Wednesday"]}}
+
+
+def test_a_sync_queues_pattern_detection_for_the_students_it_stored(
+    school, platform, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    from classroom.models import SyncRun
+    from classroom.platform.sync import sync_run_execute, sync_run_request
+    from tutor.tasks import detect_patterns
+
+    demo = demo_class(school, size=3)
+    run, _ = sync_run_request(
+        organisation=demo.school_class.organisation,
+        school_class=demo.school_class,
+        trigger=SyncRun.Trigger.COMMAND,
+        enqueue=False,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        sync_run_execute(run_id=run.pk)
+    [queued] = [task for task in OrmQ.objects.all() if task.func() == "tutor.tasks.detect_patterns"]
+    assert sorted(queued.args()[0]) == sorted(s.pk for s in demo.students)
+    assert detect_patterns(queued.args()[0]) >= 1  # the demo history has regular study days
