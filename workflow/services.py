@@ -429,9 +429,19 @@ def activate(
             student_id__in=[r.student_id for r in recommendations], status=BundleAssignment.Status.ACTIVE
         ).values_list("student_id", flat=True)
     )
-    _guardrails([r for r in recommendations if r.student_id not in taken_out and r.student_id not in active])
     if step == "TAW_12" and not recommendations[0].is_bundle:
+        # A routing is a new decision whatever the student already has: the guardrails apply.
+        _guardrails(recommendations)
         return _route(teacher, school_class, recommendations[0], now)
+    # The guardrails judge the members written now: not those taken out, deferred (QA_003) or
+    # already active, which this activation leaves as they are.
+    _guardrails(
+        [
+            r
+            for r in recommendations
+            if r.student_id not in taken_out and not r.qa_exclusion and r.student_id not in active
+        ]
+    )
     result = Activation(kind="activated", bundle_code=recommendations[0].bundle.code)
     planned = []
     for rec in recommendations:
