@@ -16,6 +16,7 @@ from plans.api import router as plans_router
 from plans.schema import PlanInvalid
 from plans.services import PublishConflict
 from tutor.proactive.api import proactive_router, schedules_router
+from tutor.proactive.timing import ScheduleInvalid
 from workflow.api import router as workflow_router
 from workflow.services import WorkflowError
 
@@ -87,3 +88,8 @@ def _workflow_refused(request: HttpRequest, exc: WorkflowError) -> HttpResponse:
     return api.create_response(
         request, {"error": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status
     )
+
+
+@api.exception_handler(ScheduleInvalid)
+def _invalid_schedule(request: HttpRequest, exc: ScheduleInvalid) -> HttpResponse:
+    return _error(request, 400, "invalid_schedule", str(exc), {exc.field: [exc.problem]})

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -192,20 +193,36 @@ class ProactivenessSettings(models.Model):
 
 
 class AutomationSwitch(models.Model):
-    """The global switches: the kill switch (nothing is sent) and shadow mode (decide and log,
-    never send). Read by the dispatcher at every task, so a flip applies to the next due task."""
+    """The switches: the kill switch (nothing is sent) and shadow mode (decide and log, never send),
+    global to an organisation's automation, or (no organisation) to every organisation, flipped by
+    the operators. Read by the dispatcher at every task, so a flip applies to the next due task."""
 
     class Name(models.TextChoices):
         KILL_SWITCH = "kill_switch", "Kill switch"
         SHADOW_MODE = "shadow_mode", "Shadow mode"
 
-    name = models.CharField(max_length=16, choices=Name.choices, unique=True)
+    organisation = models.ForeignKey(
+        "classroom.Organisation", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=16, choices=Name.choices)
     on = models.BooleanField(default=False)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     changed_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"],
+                condition=Q(organisation__isnull=False),
+                name="switch_per_org",
+            ),
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(organisation__isnull=True), name="switch_everywhere"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_name_display()}: {'on' if self.on else 'off'}"

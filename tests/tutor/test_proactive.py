@@ -286,3 +286,30 @@ def test_a_sync_queues_pattern_detection_for_the_students_it_stored(
     [queued] = [task for task in OrmQ.objects.all() if task.func() == "tutor.tasks.detect_patterns"]
     assert sorted(queued.args()[0]) == sorted(s.pk for s in demo.students)
     assert detect_patterns(queued.args()[0]) >= 1  # the demo history has regular study days
+
+
+def test_a_switch_flipped_in_another_organisation_does_not_silence_this_one(school, learner, platform):
+    elsewhere = factories.UserFactory(organisation=factories.OrganisationFactory(), role=User.Role.ORG_ADMIN)
+    services.switch_set(name="kill_switch", on=True, by=elsewhere, reason="their drill")
+    _due(school, learner)
+    assert run_due_tasks().by_status == {"sent": 1}
+    operator = factories.UserFactory(organisation=None, is_superuser=True, role=User.Role.ORG_ADMIN)
+    services.switch_set(name="kill_switch", on=True, by=operator, reason="platform incident")
+    _due(school, learner, intent="Another one")
+    assert run_due_tasks().by_status == {"skipped": 1}  # the operators' switch covers everyone
+
+
+def test_only_the_learner_or_their_teachers_change_their_settings(school, learner):
+    from django.core.exceptions import PermissionDenied
+
+    for _ in range(3):
+        services.engagement_record(student=learner, suggestion_type="check_in", response="dismissed")
+    with pytest.raises(PermissionDenied):
+        services.suppression_undo(student=learner, suggestion_type="check_in", by=school.colleague)
+    with pytest.raises(PermissionDenied):
+        services.proactiveness_adjust(student=learner, by=school.outsider, level="off")
+    me = factories.UserFactory(organisation=school.organisation, role=User.Role.LEARNER)
+    learner.user = me
+    learner.save(update_fields=["user"])
+    services.suppression_undo(student=learner, suggestion_type="check_in", by=me)
+    assert services.settings_peek(learner).suppressed_types == []

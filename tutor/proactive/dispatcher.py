@@ -29,12 +29,12 @@ from django.utils import timezone
 
 from audit.models import ActivityEvent
 from audit.services import record
-from classroom.models import DailyPerformance
+from classroom.models import DailyPerformance, User
 from classroom.platform.dispatch import DispatchError, dispatch_send
 from tutor.llm.gateway import FallbackAnswer, complete
 from tutor.llm.pseudonyms import Pseudonyms
 from tutor.models import ProactivenessSettings, ScheduledTask, TaskRun
-from tutor.proactive.services import SYSTEM_PROACTIVE, settings_for, switches
+from tutor.proactive.services import SYSTEM_PROACTIVE, require_teacher_of, settings_peek, switches
 from tutor.proactive.timing import next_after
 
 SYSTEM = """You write one short message (at most two sentences) from a tutor to a learner, called
@@ -103,7 +103,7 @@ def process(run: TaskRun, *, approved: bool = False) -> str:
         message, llm_event, blocked = _compose(task)
         if blocked:
             status, error = TaskRun.Status.FAILED, f"the content filter withheld the message: {blocked}"
-        elif switches().get("shadow_mode"):
+        elif switches(task.student.organisation_id).get("shadow_mode"):
             status, rationale = TaskRun.Status.SHADOW, "shadow mode: decided and recorded, not sent"
         else:
             status, dispatch, error = _send(run, message)
@@ -151,9 +151,9 @@ def process(run: TaskRun, *, approved: bool = False) -> str:
 
 def _decide(task: ScheduledTask, *, approved: bool) -> tuple[str | None, str]:
     """What the controls say before anything is composed: a status that stops here, or None."""
-    if switches().get("kill_switch"):
+    if switches(task.student.organisation_id).get("kill_switch"):
         return TaskRun.Status.SKIPPED, "the global kill switch is on"
-    prefs = settings_for(task.student)
+    prefs = settings_peek(task.student)
     if prefs.paused:
         return TaskRun.Status.SKIPPED, "proactive messages are paused for this learner"
     if prefs.level == ProactivenessSettings.Level.OFF:
@@ -228,8 +228,9 @@ def _send(run: TaskRun, message: str) -> tuple[str, object, str]:
     return TaskRun.Status.SENT, log, ""
 
 
-def approve(*, run: TaskRun, by: object) -> str:
+def approve(*, run: TaskRun, by: User) -> str:
     """A teacher approves a run waiting in the approval queue; the other controls still apply."""
+    require_teacher_of(by, run.task.student)
     with transaction.atomic():
         claimed = TaskRun.objects.filter(pk=run.pk, status=TaskRun.Status.PENDING_APPROVAL).update(
             status=TaskRun.Status.CLAIMED

@@ -13,7 +13,7 @@ from audit.notify import PendingApproval
 from classroom.access import students_for
 from classroom.models import Student, User
 from tutor.models import AutomationSwitch, ObservedPattern, ScheduledTask, TaskRun
-from tutor.proactive.services import settings_for
+from tutor.proactive.services import settings_peek
 
 
 def schedules_for(user: User) -> QuerySet[ScheduledTask]:
@@ -25,7 +25,7 @@ def schedules_for(user: User) -> QuerySet[ScheduledTask]:
 
 def profile(student: Student) -> dict[str, Any]:
     """ "What do you know about me?": patterns with their evidence, settings, schedules."""
-    prefs = settings_for(student)
+    prefs = settings_peek(student)
     return {
         "student_id": student.pk,
         "patterns": [
@@ -88,9 +88,10 @@ def run_json(run: TaskRun) -> dict[str, Any]:
     }
 
 
-def switch_states() -> list[AutomationSwitch]:
-    """Both switches, off where never flipped, with who flipped them and when."""
-    found = {s.name: s for s in AutomationSwitch.objects.select_related("changed_by")}
+def switch_states(organisation_id: int | None) -> list[AutomationSwitch]:
+    """Both switches of an organisation, off where never flipped, with who flipped them and when."""
+    rows = AutomationSwitch.objects.filter(organisation_id=organisation_id).select_related("changed_by")
+    found = {row.name: row for row in rows}
     return [found.get(name) or AutomationSwitch(name=name) for name in AutomationSwitch.Name.values]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record
@@ -27,7 +28,7 @@ from tutor.proactive.timing import ScheduleInvalid, check_cron, next_after, zone
 SYSTEM_PROACTIVE = "system:proactive"
 
 
-def _require_teacher_of(user: User, student: Student) -> None:
+def require_teacher_of(user: User, student: Student) -> None:
     if not (user.can_act_on_alerts and students_for(user).filter(pk=student.pk).exists()):
         raise PermissionDenied("only the student's teachers and organisation admins schedule for them")
 
@@ -46,7 +47,7 @@ def schedule_create(
     now: datetime | None = None,
 ) -> ScheduledTask:
     """A recurring (cron) or one-off (run_at) task; its first due time computed in its time zone."""
-    _require_teacher_of(by, student)
+    require_teacher_of(by, student)
     now = now or timezone.now()
     if kind not in ScheduledTask.Kind.values:
         raise ScheduleInvalid("kind", f"must be one of {', '.join(ScheduledTask.Kind.values)}; got {kind!r}")
@@ -105,7 +106,7 @@ def schedule_manage(
     if action not in TRANSITIONS:
         raise ScheduleInvalid("action", "must be pause, resume or cancel")
     task = ScheduledTask.objects.select_for_update().select_related("student").get(pk=task.pk)
-    _require_teacher_of(by, task.student)
+    require_teacher_of(by, task.student)
     required, target = TRANSITIONS[action]
     if task.status in (ScheduledTask.Status.CANCELLED, ScheduledTask.Status.DONE) or (
         required and task.status != required
@@ -122,25 +123,42 @@ def schedule_manage(
 
 @transaction.atomic
 def switch_set(*, name: str, on: bool, by: User, reason: str = "") -> AutomationSwitch:
-    """Flip the kill switch or shadow mode: the next due task reads it (no restart)."""
+    """Flip the kill switch or shadow mode of the admin's organisation (an operator without one:
+    of every organisation). The next due task reads it; no restart."""
     if not (by.is_superuser or by.role == User.Role.ORG_ADMIN):
         raise PermissionDenied("only organisation admins flip the automation switches")
     if name not in AutomationSwitch.Name.values:
         raise ValueError(f"name must be one of {', '.join(AutomationSwitch.Name.values)}")
-    switch, _ = AutomationSwitch.objects.select_for_update().get_or_create(name=name)
+    switch, _ = AutomationSwitch.objects.select_for_update().get_or_create(
+        organisation_id=by.organisation_id, name=name
+    )
     switch.on, switch.changed_by, switch.changed_at, switch.reason = on, by, timezone.now(), reason[:300]
-    switch.save()
+    switch.save(update_fields=["on", "changed_by", "changed_at", "reason"])
     record(
         verb=f"automation.{name}_{'on' if on else 'off'}",
         actor=by,
         target=switch,
+        organisation_id=by.organisation_id,
         why=reason or f"{switch.get_name_display()} turned {'on' if on else 'off'}",
+        details={"scope": "organisation" if by.organisation_id else "every organisation"},
     )
     return switch
 
 
-def switches() -> dict[str, bool]:
-    return dict(AutomationSwitch.objects.values_list("name", "on"))
+def switches(organisation_id: int | None) -> dict[str, bool]:
+    """Which switches are on for an organisation: its own, or the operators' for everyone."""
+    on: dict[str, bool] = {}
+    rows = AutomationSwitch.objects.filter(Q(organisation_id=organisation_id) | Q(organisation__isnull=True))
+    for name, is_on in rows.values_list("name", "on"):
+        on[name] = on.get(name, False) or is_on
+    return on
+
+
+def settings_peek(student: Student) -> ProactivenessSettings:
+    """The learner's settings for reading: the defaults, unsaved, when they have none yet."""
+    return ProactivenessSettings.objects.filter(student=student).first() or ProactivenessSettings(
+        student=student
+    )
 
 
 def settings_for(student: Student) -> ProactivenessSettings:
@@ -150,7 +168,7 @@ def settings_for(student: Student) -> ProactivenessSettings:
 
 @transaction.atomic
 def student_pause(*, student: Student, by: User, paused: bool) -> ProactivenessSettings:
-    _require_teacher_of(by, student)
+    require_teacher_of(by, student)
     row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
     row.paused, row.changed_by, row.changed_at = paused, by, timezone.now()
     row.save(update_fields=["paused", "changed_by", "changed_at"])
@@ -158,16 +176,30 @@ def student_pause(*, student: Student, by: User, paused: bool) -> ProactivenessS
     return row
 
 
+def _require_self_or_teacher(user: User, student: Student) -> None:
+    """The learner themselves, or one of their teachers."""
+    if student.user_id is not None and student.user_id == user.pk:
+        return
+    require_teacher_of(user, student)
+
+
 @transaction.atomic
-def proactiveness_adjust(
-    *, student: Student, by: User | None, level: str, agent: str = ""
-) -> ProactivenessSettings:
+def proactiveness_adjust(*, student: Student, by: User, level: str, agent: str = "") -> ProactivenessSettings:
+    """Set how proactive the tutor is with the learner (the learner, a teacher, or the tutor for one)."""
+    _require_self_or_teacher(by, student)
     if level not in ProactivenessSettings.Level.values:
         raise ScheduleInvalid("level", f"must be one of {', '.join(ProactivenessSettings.Level.values)}")
     row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
     row.level, row.changed_by, row.changed_at = level, by, timezone.now()
     row.save(update_fields=["level", "changed_by", "changed_at"])
-    record(verb="proactiveness.adjusted", actor=by, actor_name=agent, target=student, why=f"level {level}")
+    record(
+        verb="proactiveness.adjusted",
+        actor=None if agent else by,
+        actor_name=agent,
+        target=student,
+        why=f"level {level}",
+        details={"on_behalf_of": by.get_username()} if agent else {},
+    )
     return row
 
 
@@ -222,10 +254,9 @@ def engagement_record(
 
 
 @transaction.atomic
-def suppression_undo(
-    *, student: Student, suggestion_type: str, by: User | None, actor_name: str = ""
-) -> ProactivenessSettings:
+def suppression_undo(*, student: Student, suggestion_type: str, by: User) -> ProactivenessSettings:
     """The learner or teacher takes a suppression back; the count of dismissals starts again."""
+    _require_self_or_teacher(by, student)
     row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
     if suggestion_type not in row.suppressed_types:
         raise ScheduleInvalid("suggestion_type", f"{suggestion_type!r} is not suppressed")
@@ -233,13 +264,7 @@ def suppression_undo(
     row.calibration_reset = {**row.calibration_reset, suggestion_type: timezone.now().isoformat()}
     row.changed_by, row.changed_at = by, timezone.now()
     row.save(update_fields=["suppressed_types", "calibration_reset", "changed_by", "changed_at"])
-    record(
-        verb="proactiveness.unsuppressed",
-        actor=by,
-        actor_name=actor_name,
-        target=student,
-        why=suggestion_type,
-    )
+    record(verb="proactiveness.unsuppressed", actor=by, target=student, why=suggestion_type)
     return row
 
 

@@ -141,12 +141,14 @@ def _engagement(data: dict[str, Any], student: Student, by: User) -> dict[str, A
     services.engagement_record(
         student=student, suggestion_type=data["suggestion_type"], response=data["response"], actor_name=AGENT
     )
-    return {"suppressed_types": services.settings_for(student).suppressed_types}
+    return {"suppressed_types": services.settings_peek(student).suppressed_types}
 
 
 def _adjust(data: dict[str, Any], student: Student, by: User) -> dict[str, Any]:
     _require(by, student)
-    return selectors.settings_json(services.proactiveness_adjust(student=student, by=by, level=data["level"]))
+    return selectors.settings_json(
+        services.proactiveness_adjust(student=student, by=by, level=data["level"], agent=AGENT)
+    )
 
 
 def _profile(data: dict[str, Any], student: Student, by: User) -> dict[str, Any]:
