@@ -62,3 +62,11 @@ def login(client: Client, user: User) -> Client:
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _dispatch_in_the_test_thread(settings) -> None:
+    """Most tests run inside a transaction that the dispatcher's worker threads (each with its own
+    connection) cannot see; the threaded path is tested where data is committed
+    (tests/tutor/test_proactive.py, transaction=True on PostgreSQL)."""
+    settings.PROACTIVE_CONCURRENCY = 1

@@ -188,6 +188,8 @@ PLAN_EXPIRY_CRON = env_str("PLAN_EXPIRY_CRON", "5 * * * *")
 # claimed longer than this (its worker died) is taken again; these kinds wait for a teacher's
 # approval; this many dismissals of a type in a row suppress it for the learner.
 PROACTIVE_BATCH = env_int("PROACTIVE_BATCH", 200)
+# Threads that process a pass's claimed runs (each with its own database connection).
+PROACTIVE_CONCURRENCY = env_int("PROACTIVE_CONCURRENCY", 4)
 PROACTIVE_RECLAIM_MINUTES = env_int("PROACTIVE_RECLAIM_MINUTES", 10)
 PROACTIVE_APPROVAL_KINDS = env_list("PROACTIVE_APPROVAL_KINDS", ["assignment"])
 PROACTIVE_DISMISSALS_TO_SUPPRESS = env_int("PROACTIVE_DISMISSALS_TO_SUPPRESS", 3)

@@ -173,9 +173,11 @@ def test_run_due_tasks_once_command(school, learner, platform, capsys):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_run_each_due_task_exactly_once(platform):
+def test_two_workers_run_each_due_task_exactly_once(platform, settings):
     if connection.vendor != "postgresql":
         pytest.skip("SKIP LOCKED and concurrent workers need PostgreSQL (SQLite serialises every write)")
+    settings.PROACTIVE_CONCURRENCY = 4  # each worker also processes its runs on threads of its own
+    settings.PROACTIVE_BATCH = 10  # several claims per pass
     org = factories.OrganisationFactory()
     assignment = factories.TeacherAssignmentFactory(school_class__organisation=org)
 

@@ -18,18 +18,21 @@ idempotency key is the same, so the platform still sends it once.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from queue import Empty, Queue
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from audit.models import ActivityEvent
 from audit.services import record
 from classroom.models import DailyPerformance, User
+from classroom.platform.client import PlatformClient
 from classroom.platform.dispatch import DispatchError, dispatch_send
 from tutor.llm.gateway import FallbackAnswer, complete
 from tutor.llm.pseudonyms import Pseudonyms
@@ -52,24 +55,60 @@ class PassReport:
 
 
 def run_due_tasks(*, now: datetime | None = None) -> PassReport:
-    """One dispatcher pass: everything due at `now` (and runs left claimed by a dead worker)."""
+    """One dispatcher pass: everything due at `now` (and runs left claimed by a dead worker).
+    One platform client serves the whole pass (its connections kept alive), and the claimed runs
+    are processed by `PROACTIVE_CONCURRENCY` threads, each with its own database connection."""
     now = now or timezone.now()
     report = PassReport()
-    while True:
-        runs = _claim(now)
-        report.claimed += len(runs)
-        for run in runs:
-            report.count(process(run))
-            report.lateness_ms.append(int((run.started_at - run.scheduled_for).total_seconds() * 1000))
-        if len(runs) < settings.PROACTIVE_BATCH:
-            break
-    stale = TaskRun.objects.filter(
-        status=TaskRun.Status.CLAIMED,
-        started_at__lt=now - timedelta(minutes=settings.PROACTIVE_RECLAIM_MINUTES),
-    ).select_related("task__student__organisation", "task__pattern")
-    for run in stale:
-        report.count(process(run))
+    with PlatformClient() as client:
+        while True:
+            runs = _claim(now)
+            report.claimed += len(runs)
+            for run, status in _process_all(runs, client):
+                report.count(status)
+                report.lateness_ms.append(int((run.started_at - run.scheduled_for).total_seconds() * 1000))
+            if len(runs) < settings.PROACTIVE_BATCH:
+                break
+        stale = TaskRun.objects.filter(
+            status=TaskRun.Status.CLAIMED,
+            started_at__lt=now - timedelta(minutes=settings.PROACTIVE_RECLAIM_MINUTES),
+        ).select_related("task__student__organisation", "task__pattern", "task__owner")
+        for _, status in _process_all(list(stale), client):
+            report.count(status)
     return report
+
+
+def _process_all(runs: list[TaskRun], client: PlatformClient) -> list[tuple[TaskRun, str]]:
+    workers = min(settings.PROACTIVE_CONCURRENCY, len(runs))
+    if workers <= 1:
+        return [(run, process(run, client=client)) for run in runs]
+    pending: Queue[TaskRun] = Queue()
+    for run in runs:
+        pending.put(run)
+    done: list[tuple[TaskRun, str]] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while True:
+                try:
+                    run = pending.get_nowait()
+                except Empty:
+                    return
+                done.append((run, process(run, client=client)))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, name=f"dispatch-{n}") for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return done
 
 
 def _claim(now: datetime) -> list[TaskRun]:
@@ -77,7 +116,7 @@ def _claim(now: datetime) -> list[TaskRun]:
         tasks = list(
             ScheduledTask.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=ScheduledTask.Status.ACTIVE, next_run_at__lte=now)
-            .select_related("student__organisation", "pattern")
+            .select_related("student__organisation", "pattern", "owner")
             .order_by("next_run_at")[: settings.PROACTIVE_BATCH]
         )
         runs = []
@@ -93,20 +132,21 @@ def _claim(now: datetime) -> list[TaskRun]:
     return runs
 
 
-def process(run: TaskRun, *, approved: bool = False) -> str:
+def process(run: TaskRun, *, approved: bool = False, client: PlatformClient | None = None) -> str:
     """Decide, compose and send (or not) one claimed run; returns its final status."""
     started = time.monotonic()
     task = run.task
-    status, rationale = _decide(task, approved=approved)
+    on = switches(task.student.organisation_id)
+    status, rationale = _decide(task, approved=approved, on=on)
     message, llm_event, dispatch, error = "", None, None, ""
     if status is None:
         message, llm_event, blocked = _compose(task)
         if blocked:
             status, error = TaskRun.Status.FAILED, f"the content filter withheld the message: {blocked}"
-        elif switches(task.student.organisation_id).get("shadow_mode"):
+        elif on.get("shadow_mode"):
             status, rationale = TaskRun.Status.SHADOW, "shadow mode: decided and recorded, not sent"
         else:
-            status, dispatch, error = _send(run, message)
+            status, dispatch, error = _send(run, message, client)
     run.status, run.output, run.rationale, run.error = status, message, rationale or _why(task), error
     run.llm_event_id, run.dispatch = llm_event, dispatch
     run.duration_ms = int((time.monotonic() - started) * 1000)
@@ -149,9 +189,9 @@ def process(run: TaskRun, *, approved: bool = False) -> str:
     return status
 
 
-def _decide(task: ScheduledTask, *, approved: bool) -> tuple[str | None, str]:
+def _decide(task: ScheduledTask, *, approved: bool, on: dict[str, bool]) -> tuple[str | None, str]:
     """What the controls say before anything is composed: a status that stops here, or None."""
-    if switches(task.student.organisation_id).get("kill_switch"):
+    if on.get("kill_switch"):
         return TaskRun.Status.SKIPPED, "the global kill switch is on"
     prefs = settings_peek(task.student)
     if prefs.paused:
@@ -213,7 +253,7 @@ def _compose(task: ScheduledTask) -> tuple[str, int | None, str]:
     return pseudonyms.unmask(reply.text), reply.event_id or None, blocked
 
 
-def _send(run: TaskRun, message: str) -> tuple[str, object, str]:
+def _send(run: TaskRun, message: str, client: PlatformClient | None) -> tuple[str, object, str]:
     task = run.task
     try:
         log = dispatch_send(
@@ -222,6 +262,7 @@ def _send(run: TaskRun, message: str) -> tuple[str, object, str]:
             payload={"message": message, "type": task.kind},
             reference=f"task-run:{run.pk}",
             actor_name=SYSTEM_PROACTIVE,
+            client=client,
         )
     except DispatchError as error:
         return TaskRun.Status.FAILED, error.log, f"{error} ({error.hint})"
