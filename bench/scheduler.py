@@ -65,7 +65,7 @@ Method
    step's own time without the steps inside it, on a stack per thread; each statement and COMMIT
    is charged to the innermost step of its thread), so the steps add up to the threads' time.
    CPU is the process's (`time.process_time()`, all threads). The timers and wrappers cost a few
-   per cent of the CPU (py-spy: about 4% in the wrapper and its statement classifier).
+   per cent of the CPU (py-spy, with worker threads: about 6% in the wrappers and their lock).
 5. Checks: the pass claimed and sent exactly the due tasks; exactly that many TaskRuns exist,
    all `sent`, one per due task, at its due time; the simulator received exactly that many
    dispatches, each once (201, no replays) on distinct students; every due task moved on
@@ -76,12 +76,12 @@ Method
 Settings are what `tutor.settings` reads from the environment, with DEBUG=0 (as a worker; with
 DEBUG=1 Django keeps the last 9,000 queries of the connection) unless `--debug`, Q_SYNC=0, and
 PROACTIVE_BATCH and PROACTIVE_CONCURRENCY from `--batch` and `--concurrency` if given (else the
-settings' defaults). `--py-spy DIR` runs
-`py-spy record --gil -f raw` on the child for the pass only (a separate, slower run: do not mix
-its figures with the others; its table goes into DIR, not bench/results). `--gil` sees only code
-holding the GIL: building an SSL context (loading certifi's CA bundle) lets go of it, so the
-biggest cost below is nearly invisible there; `--py-spy-wall` samples wall-clock time instead
-(`--idle`), waits included.
+settings' defaults). `--py-spy DIR` runs `py-spy record --gil -f raw` on the child for the pass
+only (a separate, slower run: do not mix its figures with the others; its table goes into DIR,
+not bench/results). `--gil` sees only code holding the GIL, so neither waits (for a row lock, the
+platform) nor C code that lets go of it (building an SSL context: loading certifi's CA bundle,
+35 ms, which a new HTTP client per message paid before d37ba55); `--py-spy-wall` samples
+wall-clock time instead (`--idle`), waits included.
 """
 
 from __future__ import annotations

@@ -56,29 +56,40 @@ class PassReport:
 
 def run_due_tasks(*, now: datetime | None = None) -> PassReport:
     """One dispatcher pass: everything due at `now` (and runs left claimed by a dead worker).
-    One platform client serves the whole pass (its connections kept alive), and the claimed runs
-    are processed by `PROACTIVE_CONCURRENCY` threads, each with its own database connection."""
+    One platform client serves the whole pass (its connections kept alive; made only when there
+    is something to send), and the claimed runs are processed by `PROACTIVE_CONCURRENCY` threads,
+    each with its own database connection."""
     now = now or timezone.now()
     report = PassReport()
-    with PlatformClient() as client:
+    client: PlatformClient | None = None
+    try:
         while True:
             runs = _claim(now)
             report.claimed += len(runs)
+            if runs and client is None:
+                client = PlatformClient()
             for run, status in _process_all(runs, client):
                 report.count(status)
                 report.lateness_ms.append(int((run.started_at - run.scheduled_for).total_seconds() * 1000))
             if len(runs) < settings.PROACTIVE_BATCH:
                 break
-        stale = TaskRun.objects.filter(
-            status=TaskRun.Status.CLAIMED,
-            started_at__lt=now - timedelta(minutes=settings.PROACTIVE_RECLAIM_MINUTES),
-        ).select_related("task__student__organisation", "task__pattern", "task__owner")
-        for _, status in _process_all(list(stale), client):
+        stale = list(
+            TaskRun.objects.filter(
+                status=TaskRun.Status.CLAIMED,
+                started_at__lt=now - timedelta(minutes=settings.PROACTIVE_RECLAIM_MINUTES),
+            ).select_related("task__student__organisation", "task__pattern", "task__owner")
+        )
+        if stale and client is None:
+            client = PlatformClient()
+        for _, status in _process_all(stale, client):
             report.count(status)
+    finally:
+        if client is not None:
+            client.close()
     return report
 
 
-def _process_all(runs: list[TaskRun], client: PlatformClient) -> list[tuple[TaskRun, str]]:
+def _process_all(runs: list[TaskRun], client: PlatformClient | None) -> list[tuple[TaskRun, str]]:
     workers = min(settings.PROACTIVE_CONCURRENCY, len(runs))
     if workers <= 1:
         return [(run, process(run, client=client)) for run in runs]
