@@ -35,6 +35,12 @@ def students_for(user: User) -> QuerySet[Student]:
     )
 
 
+def can_act_for(user: User, student: Student) -> bool:
+    """Whether `user` may act for this student (plans, schedules, the tutor's tools): their
+    teachers and org admins; compliance staff and learners only read."""
+    return user.can_act_on_alerts and students_for(user).filter(pk=student.pk).exists()
+
+
 def alerts_for(user: User) -> QuerySet[Alert]:
     return Alert.objects.filter(student__in=students_for(user))
 

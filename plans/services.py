@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.models import ActivityEvent
 from audit.services import record
-from classroom.access import students_for
+from classroom.access import can_act_for
 from classroom.models import Alert, Organisation, Student, User
 from classroom.rules import Finding
 from classroom.services import alerts_set
@@ -137,7 +137,7 @@ def high_impact_reasons(diff: schema.PlanDiff, policy: schema.Policy, *, first: 
 
 def can_edit(user: User, student: Student) -> bool:
     """Teachers of the student's classes and org admins edit plans; compliance staff only read."""
-    return user.can_act_on_alerts and students_for(user).filter(pk=student.pk).exists()
+    return can_act_for(user, student)
 
 
 def _require_editor(user: User, student: Student) -> None:

@@ -28,7 +28,7 @@ curriculum, and never add anything the teacher did not ask for."""
 def interpret(*, student: Student, by: User, text: str, base: schema.PlanDocument) -> Interpretation:
     catalogue = catalogue_of(student)
     today = timezone.localdate()
-    pseudonyms = Pseudonyms.for_students([(student.pk, student.first_name, student.last_name, student.email)])
+    pseudonyms = Pseudonyms.for_student(student)
 
     def rules(reason: str) -> Interpretation:
         result = parse_edit(text, base=base, catalogue=catalogue, today=today)

@@ -64,7 +64,7 @@ def chat_send(*, student: Student, by: User, text: str) -> ChatMessage:
     bundle = context_bundle(student)
     base, _ = published_document(student)
     catalogue = catalogue_of(student)
-    pseudonyms = Pseudonyms.for_students([(student.pk, student.first_name, student.last_name, student.email)])
+    pseudonyms = Pseudonyms.for_student(student)
     offered = [tools.save_study_plan_draft(list(catalogue)), *proactive_tools.TOOLS]
     call = {
         "purpose": "tutor chat",

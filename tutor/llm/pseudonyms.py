@@ -65,6 +65,11 @@ class Pseudonyms:
         ]
         return cls(people)
 
+    @classmethod
+    def for_student(cls, student: Any) -> Pseudonyms:
+        """One student's conversation: anything with pk, first_name, last_name and email."""
+        return cls.for_students([(student.pk, student.first_name, student.last_name, student.email)])
+
     def pseudonym_for(self, student_id: int) -> str:
         return next(p.pseudonym for p in self.people if p.student_id == student_id)
 

@@ -248,7 +248,7 @@ def _template(task: ScheduledTask) -> str:
 
 def _compose(task: ScheduledTask) -> tuple[str, int | None, str]:
     student = task.student
-    pseudonyms = Pseudonyms.for_students([(student.pk, student.first_name, student.last_name, student.email)])
+    pseudonyms = Pseudonyms.for_student(student)
     basis = f"\nIt rests on this pattern: {task.pattern.description}." if task.pattern else ""
     reply = complete(
         purpose=f"compose a scheduled {task.kind}",

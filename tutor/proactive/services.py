@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record
-from classroom.access import students_for
+from classroom.access import can_act_for
 from classroom.models import DailyPerformance, Student, User
 from tutor.models import (
     AutomationSwitch,
@@ -29,7 +29,7 @@ SYSTEM_PROACTIVE = "system:proactive"
 
 
 def require_teacher_of(user: User, student: Student) -> None:
-    if not (user.can_act_on_alerts and students_for(user).filter(pk=student.pk).exists()):
+    if not can_act_for(user, student):
         raise PermissionDenied("only the student's teachers and organisation admins schedule for them")
 
 
