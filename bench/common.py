@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -65,3 +69,75 @@ def django_version() -> str:
     import django
 
     return django.get_version()
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
+
+
+def bench_env(url: str, *, debug: bool, secret_key: str, **extra: str) -> dict[str, str]:
+    """The environment of a bench's subprocess: its own database, the project's settings, DEBUG
+    off unless asked (with DEBUG on, Django keeps every query), and a stand-in SECRET_KEY."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "tutor.settings",
+        "DEBUG": "1" if debug else "0",
+        **extra,
+    }
+    if not debug and not os.environ.get("SECRET_KEY"):
+        env["SECRET_KEY"] = secret_key
+    return env
+
+
+def setup_child() -> Any:
+    """django.setup() in a bench's subprocess; refuses the developer's db.sqlite3. Returns settings."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
+    django.setup()
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and Path(database["NAME"]).resolve() == DEVELOPER_DB.resolve():
+        raise SystemExit("refusing to benchmark against the developer's db.sqlite3; run via the parent")
+    return settings
+
+
+@contextmanager
+def simulator_process(script: Path, env: dict[str, str]) -> Iterator[str]:
+    """The platform simulator as a process of its own (`script --child-simulator`, which calls
+    `serve_simulator`), on a free loopback port; yields its URL and stops it afterwards."""
+    command = [sys.executable, str(script), "--child-simulator"]
+    process = subprocess.Popen(
+        command, env={**env, "PYTHONUNBUFFERED": "1"}, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"on (http://\S+)", line)
+        if match is None:
+            raise SystemExit(f"the simulator did not start: {line!r}")
+        print(f"simulator: {match[1]} (pid {process.pid})", file=sys.stderr, flush=True)
+        yield match[1]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def serve_simulator(*, latency_ms: int = 0) -> int:
+    """Serve the simulator until terminated, printing its URL first (the parent reads it)."""
+    setup_child()
+    from classroom.platform.simulator import PlatformServer, SimulatorConfig
+
+    server = PlatformServer(("127.0.0.1", 0), SimulatorConfig(latency_ms=latency_ms))
+    print(f"Platform simulator on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0

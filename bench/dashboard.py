@@ -61,10 +61,10 @@ from bench.common import (  # noqa: E402 - after the repo root is on sys.path
     django_version,
     percentile,
     positive_int,
+    setup_child,
 )
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
 TEACHER = "mr.okafor"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
 
@@ -218,16 +218,7 @@ def render_markdown(results: list[SizeResult], *, args: argparse.Namespace, runt
 
 
 def child_main(args: argparse.Namespace) -> int:
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
-    django.setup()
-
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3") and Path(database["NAME"]).resolve() == DEVELOPER_DB.resolve():
-        raise SystemExit("refusing to benchmark against the developer's db.sqlite3; run via the parent")
+    setup_child()
     result = measure_size(args.child_size, requests=args.requests, warmup=args.warmup)
     Path(args.child_output).write_text(json.dumps(asdict(result)))
     return 0

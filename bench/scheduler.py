@@ -115,14 +115,17 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402 - after the repo root is on sys.path
+    bench_env,
     database_for,
     django_version,
     percentile,
     positive_int,
+    serve_simulator,
+    setup_child,
+    simulator_process,
 )
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
 MANAGE = REPO_ROOT / "manage.py"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
 BENCH_SECRET_KEY = "bench-scheduler-not-a-secret"
@@ -204,13 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child_repeat is not None:
         return child_main(args)
     if args.child_simulator:
-        return simulator_main(args)
+        return serve_simulator(latency_ms=args.latency_ms)
     started = time.perf_counter()
     code_before = code_version()
     results: list[Result] = []
     with (
         tempfile.TemporaryDirectory(prefix="bench-scheduler-") as tmp,
-        simulator_process(args, Path(tmp)) as sim,
+        simulator_process(
+            Path(__file__).resolve(), child_env(f"sqlite:///{Path(tmp) / 'simulator.sqlite3'}", args)
+        ) as sim,
     ):
         for number in range(1, args.repeat + 1):
             name = f"bench_scheduler_{number}"
@@ -315,67 +320,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def child_env(url: str, args: argparse.Namespace, simulator_url: str = "") -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "tutor.settings",
-        "DEBUG": "1" if args.debug else "0",
-        "Q_SYNC": "0",
-        # No model: the gateway answers from the templates, as the bench means to measure.
-        "ANTHROPIC_API_KEY": "",
-    }
-    if simulator_url:
-        env["PLATFORM_BASE_URL"] = simulator_url
-    if args.batch:
-        env["PROACTIVE_BATCH"] = str(args.batch)
-    if args.concurrency:
-        env["PROACTIVE_CONCURRENCY"] = str(args.concurrency)
-    if not args.debug and not os.environ.get("SECRET_KEY"):
-        env["SECRET_KEY"] = BENCH_SECRET_KEY
-    return env
-
-
-@contextmanager
-def simulator_process(args: argparse.Namespace, tmp: Path) -> Iterator[str]:
-    """The simulator as a process of its own, on a free loopback port."""
+def simulator_env(tmp: str, args: argparse.Namespace) -> dict[str, str]:
     # The simulator opens no database; the URL only keeps it off the developer's db.sqlite3.
-    env = {**child_env(f"sqlite:///{tmp / 'simulator.sqlite3'}", args), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(Path(__file__).resolve()), "--child-simulator"]
-    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"on (http://\S+)", line)
-        if match is None:
-            raise SystemExit(f"the simulator did not start: {line!r}")
-        print(f"simulator: {match[1]} (pid {process.pid})", file=sys.stderr, flush=True)
-        yield match[1]
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return child_env(f"sqlite:///{Path(tmp) / 'simulator.sqlite3'}", args)
 
 
-def simulator_main(args: argparse.Namespace) -> int:
-    """Serve the simulator until terminated, printing its URL first (the parent reads it)."""
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
-    django.setup()
-
-    from classroom.platform.simulator import PlatformServer, SimulatorConfig
-
-    server = PlatformServer(("127.0.0.1", 0), SimulatorConfig(latency_ms=args.latency_ms))
-    print(f"Platform simulator on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
+def child_env(url: str, args: argparse.Namespace, simulator_url: str = "") -> dict[str, str]:
+    extra = {"Q_SYNC": "0", "ANTHROPIC_API_KEY": ""}  # no model: the gateway answers from the templates
+    if simulator_url:
+        extra["PLATFORM_BASE_URL"] = simulator_url
+    if args.batch:
+        extra["PROACTIVE_BATCH"] = str(args.batch)
+    if args.concurrency:
+        extra["PROACTIVE_CONCURRENCY"] = str(args.concurrency)
+    return bench_env(url, debug=args.debug, secret_key=BENCH_SECRET_KEY, **extra)
 
 
 def run_child(number: int, *, url: str, simulator_url: str, args: argparse.Namespace, tmp: Path) -> Result:
@@ -586,16 +544,7 @@ def render_markdown(results: list[Result], *, args: argparse.Namespace, runtime_
 
 
 def child_main(args: argparse.Namespace) -> int:
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
-    django.setup()
-
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3") and Path(database["NAME"]).resolve() == DEVELOPER_DB.resolve():
-        raise SystemExit("refusing to benchmark against the developer's db.sqlite3; run via the parent")
+    settings = setup_child()
     if settings.ANTHROPIC_API_KEY:
         raise SystemExit("ANTHROPIC_API_KEY is set: the bench measures the template fallback")
     result = measure(args)

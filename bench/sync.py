@@ -59,7 +59,6 @@ import gc
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -79,14 +78,17 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402 - after the repo root is on sys.path
+    bench_env,
     database_for,
     django_version,
     percentile,
     positive_int,
+    serve_simulator,
+    setup_child,
+    simulator_process,
 )
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
 MANAGE = REPO_ROOT / "manage.py"
 CLASS_PLATFORM_ID = "bio-p3"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
@@ -164,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child_config is not None:
         return child_main(args)
     if args.child_simulator:
-        return simulator_main(args)
+        return serve_simulator()
     started = time.perf_counter()
     configs = [Config("time", args.students, args.latency_ms, c) for c in args.concurrency]
     configs += [
@@ -175,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Config("memory", size, args.memory_latency_ms, args.memory_concurrency) for size in args.memory_sizes
     ]
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp, simulator_process(args, Path(tmp)) as sim:
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp, simulator(args, Path(tmp)) as sim:
         for number, config in enumerate(configs, start=1):
             name = f"bench_sync_{number}"
             with database_for(name, server_url=args.database_url, tmp=Path(tmp)) as url:
@@ -265,44 +267,21 @@ def _numbers_or_none(value: str) -> list[int]:
 
 
 def child_env(url: str, args: argparse.Namespace) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "tutor.settings",
-        "DEBUG": "1" if args.debug else "0",
-        # A worker's settings: the task that sync_run_request enqueues must not run in-line.
-        "Q_SYNC": "0",
-    }
-    if not args.debug and not os.environ.get("SECRET_KEY"):
-        env["SECRET_KEY"] = BENCH_SECRET_KEY
-    return env
+    # A worker's settings: the task that sync_run_request enqueues must not run in-line.
+    return bench_env(url, debug=args.debug, secret_key=BENCH_SECRET_KEY, Q_SYNC="0")
 
 
 @contextmanager
-def simulator_process(args: argparse.Namespace, tmp: Path) -> Iterator[str | None]:
-    """The simulator as a process of its own, on a free loopback port; None with --simulator thread."""
+def simulator(args: argparse.Namespace, tmp: Path) -> Iterator[str | None]:
+    """The simulator as a process of its own; None with --simulator thread (it runs in the child)."""
     if args.simulator == "thread":
         yield None
         return
     # The simulator opens no database; the URL only keeps it off the developer's db.sqlite3.
-    env = {**child_env(f"sqlite:///{tmp / 'simulator.sqlite3'}", args), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(Path(__file__).resolve()), "--child-simulator"]
-    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"on (http://\S+)", line)
-        if match is None:
-            raise SystemExit(f"the simulator did not start: {line!r}")
-        print(f"simulator: {match[1]} (pid {process.pid})", file=sys.stderr, flush=True)
-        yield match[1]
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with simulator_process(
+        Path(__file__).resolve(), child_env(f"sqlite:///{tmp / 'simulator.sqlite3'}", args)
+    ) as url:
+        yield url
 
 
 def run_child(
@@ -452,16 +431,7 @@ def render_markdown(results: list[Result], *, args: argparse.Namespace, runtime_
 
 
 def child_main(args: argparse.Namespace) -> int:
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
-    django.setup()
-
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3") and Path(database["NAME"]).resolve() == DEVELOPER_DB.resolve():
-        raise SystemExit("refusing to benchmark against the developer's db.sqlite3; run via the parent")
+    setup_child()
     config = Config(**json.loads(args.child_config))
     result = measure(config, simulator_url=args.child_simulator_url)
     Path(args.child_output).write_text(json.dumps(asdict(result)))
@@ -532,24 +502,6 @@ class Timers:
             self.totals["sql"] += elapsed
             if self._in_store:
                 self.totals["store_sql"] += elapsed
-
-
-def simulator_main(args: argparse.Namespace) -> int:
-    """Serve the simulator until terminated, printing its URL first (the parent reads it)."""
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
-    django.setup()
-
-    from classroom.platform.simulator import PlatformServer, SimulatorConfig
-
-    server = PlatformServer(("127.0.0.1", 0), SimulatorConfig())
-    print(f"Platform simulator on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
 
 
 def measure(config: Config, *, simulator_url: str | None) -> Result:

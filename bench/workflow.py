@@ -91,14 +91,15 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402 - after the repo root is on sys.path
+    bench_env,
     database_for,
     django_version,
     percentile,
     positive_int,
+    setup_child,
 )
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql")
 BENCH_SECRET_KEY = "bench-workflow-not-a-secret"
 BUNDLE_CODE = "BND-MATH-CONF"
@@ -219,16 +220,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def child_env(url: str, args: argparse.Namespace) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "tutor.settings",
-        "DEBUG": "1" if args.debug else "0",
-        "ALLOWED_HOSTS": "testserver",
-    }
-    if not args.debug and not os.environ.get("SECRET_KEY"):
-        env["SECRET_KEY"] = BENCH_SECRET_KEY
-    return env
+    return bench_env(url, debug=args.debug, secret_key=BENCH_SECRET_KEY, ALLOWED_HOSTS="testserver")
 
 
 def run_child(number: int, *, url: str, args: argparse.Namespace, tmp: Path) -> Result:
@@ -342,16 +334,7 @@ def render_markdown(results: list[Result], *, args: argparse.Namespace, runtime_
 
 
 def child_main(args: argparse.Namespace) -> int:
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
-    django.setup()
-
-    from django.conf import settings
-
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3") and Path(database["NAME"]).resolve() == DEVELOPER_DB.resolve():
-        raise SystemExit("refusing to benchmark against the developer's db.sqlite3; run via the parent")
+    setup_child()
     result = measure(args.child_repeat, students=args.students, runs=args.runs, warmup=args.warmup)
     Path(args.child_output).write_text(json.dumps(asdict(result)))
     return 0
