@@ -85,9 +85,12 @@ def _days_by_student(student_ids: list[int], today: Any) -> dict[int, list[engin
 
 
 @transaction.atomic
-def recommendations_refresh(*, school_class: SchoolClass, now: datetime | None = None) -> int:
-    """Recompute the class's recommendations, clusters and acute-regression alerts from the mirrors.
-    Idempotent; an open acute alert stays open until a teacher resolves it."""
+def recommendations_refresh(
+    *, school_class: SchoolClass, now: datetime | None = None, by: User | None = None
+) -> int:
+    """Recompute the class's recommendations, clusters and acute-regression alerts from the mirrors
+    (`by`: the teacher who asked, else the schedule). Idempotent; an open acute alert stays open
+    until a teacher resolves it."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     advisory_xact_lock(f"workflow:class:{school_class.organisation_id}:{school_class.pk}")
@@ -152,7 +155,8 @@ def recommendations_refresh(*, school_class: SchoolClass, now: datetime | None =
     opened = _acute_alerts(school_class, students, days, today, now)
     record(
         verb="workflow.recommendations_refreshed",
-        actor_name=SYSTEM_ENGINES,
+        actor=by,
+        actor_name="" if by else SYSTEM_ENGINES,
         target=school_class,
         why=f"{len(recommendations)} recommendations, {opened} acute alerts opened",
         details={"workflow_step": "TAW_01", "students": len(recommendations)},
@@ -297,13 +301,13 @@ def draft_save(
     )
     if step != current:
         _action(teacher, school_class, None, "step", step, details={"from": current, "to": step})
-        record(
-            verb="workflow.step",
-            actor=teacher,
-            target=school_class,
-            why=f"{current} → {step}",
-            details={"workflow_step": step, "from": current},
-        )
+    record(
+        verb="workflow.step" if step != current else "workflow.draft_saved",
+        actor=teacher,
+        target=school_class,
+        why=f"{current} → {step}" if step != current else f"draft saved at {step}",
+        details={"workflow_step": step, "from": current},
+    )
     return draft
 
 

@@ -102,7 +102,7 @@ def step_move(request: HttpRequest, class_id: int) -> HttpResponse:
 @staff_required
 def recommendations_refresh(request: HttpRequest, class_id: int) -> HttpResponse:
     school_class = services.class_for_teacher(request.user, class_id)
-    count = services.recommendations_refresh(school_class=school_class)
+    count = services.recommendations_refresh(school_class=school_class, by=request.user)
     line = f"Recommendations refreshed from the latest data: {count} student{'s' if count != 1 else ''}."
     return _page(request, school_class, Surface.RECOMMENDATIONS, outcome=ok(line))
 

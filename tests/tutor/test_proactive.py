@@ -248,6 +248,7 @@ def test_patterns_are_detected_from_the_mirrors_with_their_evidence(school, lear
     assert ActivityEvent.objects.filter(verb="pattern.observed").count() == 3
     services.patterns_detect(student=learner)  # again: the same patterns, seen again, not doubled
     assert learner.patterns.count() == 3
+    assert ActivityEvent.objects.filter(verb__startswith="pattern.").count() == 3  # unchanged: no new event
 
 
 def test_a_suggestion_cites_the_pattern_it_rests_on(school, learner, platform):

@@ -24,3 +24,20 @@ def test_the_demo_has_every_case_and_the_refresh_is_idempotent(db):
     alerts, clusters = AcuteRegressionAlert.objects.count(), Cluster.objects.count()
     assert refresh_recommendations() == Recommendation.objects.count()
     assert (AcuteRegressionAlert.objects.count(), Cluster.objects.count()) == (alerts, clusters)
+
+
+def test_every_draft_save_and_a_teachers_refresh_are_recorded_with_the_teacher(school):
+    from audit.models import ActivityEvent
+    from workflow import services
+
+    services.draft_save(
+        teacher=school.teacher, school_class=school.school_class, step="TAW_01", state={"a": 1}
+    )
+    services.draft_save(
+        teacher=school.teacher, school_class=school.school_class, step="TAW_01", state={"a": 2}
+    )
+    saved = ActivityEvent.objects.filter(verb="workflow.draft_saved", actor=school.teacher)
+    assert saved.count() == 2 and saved.first().details["workflow_step"] == "TAW_01"
+    services.recommendations_refresh(school_class=school.school_class, by=school.teacher)
+    refreshed = ActivityEvent.objects.get(verb="workflow.recommendations_refreshed")
+    assert (refreshed.actor, refreshed.actor_name) == (school.teacher, school.teacher.username)

@@ -282,6 +282,9 @@ def pattern_record(
     if not 0 <= confidence <= 1:
         raise ScheduleInvalid("confidence", "must be between 0 and 1")
     now = now or timezone.now()
+    before = (
+        ObservedPattern.objects.filter(student=student, kind=kind).values("evidence", "confidence").first()
+    )
     pattern, created = ObservedPattern.objects.update_or_create(
         student=student,
         kind=kind,
@@ -299,9 +302,15 @@ def pattern_record(
             "last_seen": now,
         },
     )
-    if created:
-        record(verb="pattern.observed", actor_name=SYSTEM_PROACTIVE, target=student, why=description[:300],
-               details={"kind": kind, "evidence": evidence, "confidence": confidence})  # fmt: skip
+    # Seen again unchanged: only last_seen moves, which needs no event; new evidence does.
+    if created or before != {"evidence": evidence, "confidence": confidence}:
+        record(
+            verb="pattern.observed" if created else "pattern.updated",
+            actor_name=SYSTEM_PROACTIVE,
+            target=student,
+            why=description[:300],
+            details={"kind": kind, "evidence": evidence, "confidence": confidence},
+        )
     return pattern
 
 
