@@ -70,18 +70,18 @@ def chain_key(organisation_id: int | None) -> int:
     return NO_ORGANISATION if organisation_id is None else organisation_id
 
 
-def advance_head(organisation_id: int | None) -> tuple[int, str]:
-    """Lock the organisation's chain head until the transaction ends; return (next seq, previous hash).
+def advance_head(organisation_id: int | None, count: int = 1) -> tuple[int, str]:
+    """Lock the organisation's chain head until the transaction ends and move it on by `count`
+    events; return (the first of their seqs, the hash they follow).
 
-    Must run inside the transaction that inserts the event and then calls `set_head`.
+    Must run inside the transaction that inserts the events and then calls `set_head`.
     """
     key = chain_key(organisation_id)
     table = "audit_chainhead"
+    advance = f"UPDATE {table} SET seq = seq + %s WHERE organisation_id = %s RETURNING seq, hash"
     with connection.cursor() as cursor:
         # The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) before anything is read.
-        cursor.execute(
-            f"UPDATE {table} SET seq = seq + 1 WHERE organisation_id = %s RETURNING seq, hash", [key]
-        )
+        cursor.execute(advance, [count, key])
         row = cursor.fetchone()
         if row is None:
             cursor.execute(
@@ -89,11 +89,9 @@ def advance_head(organisation_id: int | None) -> tuple[int, str]:
                 "ON CONFLICT (organisation_id) DO NOTHING",
                 [key, GENESIS],
             )
-            cursor.execute(
-                f"UPDATE {table} SET seq = seq + 1 WHERE organisation_id = %s RETURNING seq, hash", [key]
-            )
+            cursor.execute(advance, [count, key])
             row = cursor.fetchone()
-    return int(row[0]), str(row[1])
+    return int(row[0]) - count + 1, str(row[1])
 
 
 def set_head(organisation_id: int | None, new_hash: str) -> None:

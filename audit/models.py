@@ -21,8 +21,13 @@ class ActivityEventQuerySet(models.QuerySet):
     update = _refuse
     delete = _refuse
     bulk_update = _refuse
-    bulk_create = _refuse  # events are chained one at a time through audit.services.record
+    bulk_create = _refuse  # events are chained through audit.services.record_events
     update_or_create = _refuse
+
+    def append_chained(self, events: list[ActivityEvent]) -> list[ActivityEvent]:
+        """The one INSERT of `audit.services.record_events`, after it has chained the events
+        (seq and hash) under their heads' locks; nothing else may call it."""
+        return super().bulk_create(events)
 
 
 class ActivityEvent(models.Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -10,7 +12,7 @@ from django.db.utils import DatabaseError
 
 from audit import chain, context
 from audit.models import ActivityEvent, AppendOnlyError, ChainHead
-from audit.services import record
+from audit.services import new_event, record, record_events
 from tests import factories
 
 postgres_only = pytest.mark.skipif(
@@ -54,6 +56,73 @@ def test_events_chain_per_organisation(school):
     head = ChainHead.objects.get(organisation_id=school.organisation.pk)
     assert (head.seq, head.hash) == (mine[-1].seq, mine[-1].hash)
     assert chain.verify().broken is None
+
+
+def test_a_batch_of_events_is_chained_in_the_order_given_across_organisations(school):
+    other = factories.OrganisationFactory()
+    before = _events(school.organisation, 1)[0]
+    orgs = [school.organisation.pk, other.pk, school.organisation.pk, None, school.organisation.pk]
+    batch = [
+        new_event(verb="test.batched", actor_name="system:test", organisation_id=org, why=f"item {n}")
+        for n, org in enumerate(orgs)
+    ]
+    stored = record_events(batch)
+    mine = [e for e in stored if e.organisation_id == school.organisation.pk]
+    assert [e.why for e in mine] == ["item 0", "item 2", "item 4"]
+    assert [e.seq for e in mine] == [before.seq + 1, before.seq + 2, before.seq + 3]
+    assert all(e.pk for e in stored) and [e.pk for e in mine] == sorted(e.pk for e in mine)
+    assert ActivityEvent.objects.filter(verb="test.batched").count() == 5
+    head = ChainHead.objects.get(organisation_id=school.organisation.pk)
+    assert (head.seq, head.hash) == (mine[-1].seq, mine[-1].hash)
+    assert chain.verify().broken is None
+    _events(school.organisation, 1)  # one at a time again, after the batch
+    assert chain.verify().broken is None
+
+
+def test_a_batch_that_fails_leaves_no_event_and_the_chain_unmoved(school):
+    head = ChainHead.objects.get(organisation_id=school.organisation.pk)
+    batch = [new_event(verb="test.batched", actor_name="system:test", organisation_id=school.organisation.pk)]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record_events(batch)
+        raise RuntimeError("the write the events describe failed")
+    assert not ActivityEvent.objects.filter(verb="test.batched").exists()
+    assert ChainHead.objects.get(organisation_id=school.organisation.pk).seq == head.seq
+    assert chain.verify().broken is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_and_single_events_written_at_once_keep_one_chain():
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL (SQLite serialises every write)")
+    org = factories.OrganisationFactory()
+    barrier, errors = threading.Barrier(3), []
+
+    def writer(n):
+        try:
+            barrier.wait(timeout=10)
+            for _ in range(10):
+                if n == 0:
+                    record(verb="test.single", actor_name="system:test", organisation_id=org.pk)
+                else:
+                    record_events(
+                        [
+                            new_event(verb="test.batched", actor_name="system:test", organisation_id=org.pk)
+                            for _ in range(20)
+                        ]
+                    )
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert ActivityEvent.objects.filter(organisation_id=org.pk, verb__startswith="test.").count() == 410
+    assert chain.verify(org.pk).broken is None
 
 
 def test_the_orm_and_the_admin_cannot_change_or_delete_events(school):
