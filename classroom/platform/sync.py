@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, DateField, DateTimeField, Field, Model, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from audit import context
 from audit.models import ActivityEvent, Failure
 from audit.services import failure_clear, record, record_failure
+from classroom.bulk import upsert
 from classroom.locks import advisory_xact_lock, advisory_xact_locks
 from classroom.models import (
     Assignment,
@@ -46,8 +46,6 @@ from classroom.signals import students_synced
 SYSTEM_SYNC = "system:sync"
 PROGRESS_EVERY_SECONDS = 0.5
 STALE_RETRY_MINUTES = 10
-# Rows per upsert statement on SQLite: well under its parameter limit (32,766).
-UPSERT_CHUNK = 500
 # Fetched students stored per transaction, and the longest a fetched student waits to be stored.
 # A batch costs about as many round trips as one student did, which is what lets the main thread
 # keep up with 16 concurrent fetches (bench/sync.py); a batch fits in the fetch window, so the
@@ -254,7 +252,7 @@ def _store(run: SyncRun, batch: list[_Fetched], classes: dict[str, int]) -> None
     transaction and a statement per table."""
     _lock_students([fetched.student_id for fetched in batch])
     now = timezone.now()
-    _upsert(
+    upsert(
         DailyPerformance,
         [
             {"student_id": fetched.student_id, "synced_at": now, **row}
@@ -264,7 +262,7 @@ def _store(run: SyncRun, batch: list[_Fetched], classes: dict[str, int]) -> None
         unique=("student_id", "date"),
         stamp="synced_at",
     )
-    _upsert(
+    upsert(
         Assignment,
         [
             {
@@ -282,7 +280,7 @@ def _store(run: SyncRun, batch: list[_Fetched], classes: dict[str, int]) -> None
         unique=("student_id", "platform_id"),
         stamp="synced_at",
     )
-    _upsert(
+    upsert(
         StudyPlanProgress,
         [
             {"student_id": fetched.student_id, "synced_at": now, **row}
@@ -292,7 +290,7 @@ def _store(run: SyncRun, batch: list[_Fetched], classes: dict[str, int]) -> None
         unique=("student_id", "platform_id"),
         stamp="synced_at",
     )
-    _upsert(
+    upsert(
         StudentSyncState,
         [
             {
@@ -307,7 +305,7 @@ def _store(run: SyncRun, batch: list[_Fetched], classes: dict[str, int]) -> None
         ],
         unique=("student_id",),
     )
-    _upsert(
+    upsert(
         SyncRunStudent,
         [
             {
@@ -325,70 +323,6 @@ def _store(run: SyncRun, batch: list[_Fetched], classes: dict[str, int]) -> None
         ],
         unique=("run_id", "student_id"),
     )
-
-
-def _upsert(
-    model: type[Model], rows: list[dict[str, Any]], *, unique: tuple[str, ...], stamp: str = ""
-) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE of mirror rows, many rows per statement.
-
-    The hot path of a sync, where `bulk_create(update_conflicts=True)` spent most of the run
-    compiling statements and preparing values. On PostgreSQL the rows go as one array per column,
-    unnested by the server: the statement stays short, so psycopg parses it once and caches it,
-    where a VALUES list of hundreds of rows was parsed and quoted value by value on every call
-    (three quarters of the CPU of a 1,000-student sync). Elsewhere, multi-row VALUES in chunks.
-
-    With `stamp` (a column such as `synced_at`), a row the platform sent again unchanged is left
-    as it is, stamp included: the stamp says when the row last changed, and a full re-sync of
-    unchanged data writes no row versions, WAL or index entries.
-    """
-    if not rows:
-        return
-    names = list(rows[0])
-    fields = [model._meta.get_field(name) for name in names]
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    columns = ", ".join(quote(field.column) for field in fields)
-    updated = [field.column for name, field in zip(names, fields, strict=True) if name not in unique]
-    conflict = ", ".join(quote(model._meta.get_field(name).column) for name in unique)
-    on_conflict = f"ON CONFLICT ({conflict}) DO UPDATE SET " + ", ".join(
-        f"{quote(column)} = excluded.{quote(column)}" for column in updated
-    )
-    if stamp:
-        distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
-        on_conflict += " WHERE " + " OR ".join(
-            f"{table}.{quote(column)} {distinct} excluded.{quote(column)}"
-            for column in updated
-            if column != model._meta.get_field(stamp).column
-        )
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) {on_conflict}",
-                [[row[name] for row in rows] for name in names],
-            )
-            return
-        adapters = [_adapter(field) for field in fields]
-        row_sql = f"({', '.join(['%s'] * len(names))})"
-        for start in range(0, len(rows), UPSERT_CHUNK):
-            chunk = rows[start : start + UPSERT_CHUNK]
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(chunk))} {on_conflict}",
-                [
-                    adapt(row[name]) if adapt else row[name]
-                    for row in chunk
-                    for name, adapt in zip(names, adapters, strict=True)
-                ],
-            )
-
-
-def _adapter(field: Field) -> Callable[[Any], Any] | None:
-    if isinstance(field, DateTimeField):
-        return connection.ops.adapt_datetimefield_value
-    if isinstance(field, DateField):
-        return connection.ops.adapt_datefield_value
-    return None
 
 
 @transaction.atomic
