@@ -47,7 +47,7 @@ class SimulatorConfig:
     # Deterministic faults for tests: the first N requests to each path answer 503 / 429.
     fail_first: int = 0
     rate_limit_first: int = 0
-    # These students' fetches always answer 500.
+    # Fetches of and dispatches to these students always answer 500.
     failing_students: list[str] = field(default_factory=list)
     # A dispatch is recorded, then answered only after this delay (a client timeout in between).
     dispatch_delay_first_ms: int = 0
@@ -226,6 +226,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, platform_id: str, body: bytes) -> None:
         state = self.server.state
+        if platform_id in state.config.failing_students:
+            return self._fail(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "internal error sending to this student", "internal"
+            )
         key = self.headers.get("X-Idempotency-Key", "")
         if not key:
             return self._fail(

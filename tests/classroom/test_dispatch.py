@@ -6,7 +6,7 @@ import pytest
 
 from audit.models import ActivityEvent, Failure
 from classroom.models import DispatchLog
-from classroom.platform.dispatch import DispatchError, dispatch_send
+from classroom.platform.dispatch import DispatchError, Outgoing, dispatch_many, dispatch_send
 from tests.platform_fixtures import demo_class, report
 
 NUDGE = {"message": "You have a quiz due Friday: 20 minutes today keeps you on track."}
@@ -78,5 +78,56 @@ def test_bad_dispatch_input_is_refused_before_anything_is_sent(learner, platform
         dispatch_send(student=learner, kind="sms", payload=NUDGE, reference="alert:1")
     with pytest.raises(ValueError, match="reference must say what this dispatch is for"):
         dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference=" ")
+    assert report(platform)["requests"] == 0
+    assert not DispatchLog.objects.exists()
+
+
+def test_a_batch_is_sent_once_each_and_one_failure_fails_only_its_item(school, platform, settings):
+    settings.PLATFORM_MAX_ATTEMPTS = 2
+    students = demo_class(school, size=3).students
+    platform.state.config.update({"failing_students": [students[1].platform_id]})
+    sent = dispatch_many(
+        [
+            Outgoing(student=s, kind="nudge", payload=NUDGE, reference=f"alert:{n}")
+            for n, s in enumerate(students)
+        ]
+    )
+    assert [bool(s.error) for s in sent] == [False, True, False]
+    assert sent[1].error.hint and sent[1].log.attempt == 2  # every attempt logged, the last returned
+    assert (sent[0].log.status, sent[2].log.status) == ("sent", "sent")
+    assert {d["student"] for d in report(platform)["dispatches"]} == {
+        students[0].platform_id,
+        students[2].platform_id,
+    }
+    assert ActivityEvent.objects.filter(verb="dispatch.sent").count() == 2
+    failed = ActivityEvent.objects.get(verb="dispatch.failed")
+    assert (failed.student_id, failed.details["attempts"]) == (students[1].pk, 2)
+    assert Failure.objects.get(state="open").student_id == students[1].pk
+
+
+def test_a_batch_sends_a_repeated_or_already_sent_item_once(learner, platform):
+    first = dispatch_send(student=learner, kind="nudge", payload=NUDGE, reference="alert:1")
+    again, new, repeat = dispatch_many(
+        [
+            Outgoing(student=learner, kind="nudge", payload=NUDGE, reference="alert:1"),
+            Outgoing(student=learner, kind="nudge", payload=NUDGE, reference="alert:2"),
+            Outgoing(student=learner, kind="nudge", payload=NUDGE, reference="alert:2"),
+        ]
+    )
+    assert (again.deduplicated, again.log.pk) == (True, first.pk)
+    assert repeat.log.pk == new.log.pk and not new.deduplicated
+    assert len(report(platform)["dispatches"]) == 2
+    assert report(platform)["replays"] == 0
+    assert DispatchLog.objects.count() == 2
+
+
+def test_a_batch_with_one_bad_item_sends_nothing(learner, platform):
+    with pytest.raises(ValueError, match="kind must be one of assignment, nudge; got 'sms'"):
+        dispatch_many(
+            [
+                Outgoing(student=learner, kind="nudge", payload=NUDGE, reference="alert:1"),
+                Outgoing(student=learner, kind="sms", payload=NUDGE, reference="alert:2"),
+            ]
+        )
     assert report(platform)["requests"] == 0
     assert not DispatchLog.objects.exists()
