@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from typing import Any
 
 import anthropic
@@ -15,11 +16,13 @@ from audit.models import ActivityEvent, Failure
 from tests.fake_anthropic import delay, raw, status, text, tool_use
 from tutor.llm import safety
 from tutor.llm.gateway import (
+    Ask,
     FallbackAnswer,
     Reply,
     Tool,
     assistant_turn,
     complete,
+    complete_many,
     tool_results_turn,
 )
 from tutor.llm.pseudonyms import Pseudonyms
@@ -404,3 +407,38 @@ def test_automation_records_its_component_as_the_actor(school, fake_llm):
     event = event_of(reply)
     assert (event.actor_id, event.actor_name) == (None, "system:proactive")
     assert reply.text == "Fake answer."
+
+
+def _asks(school, n):
+    return [
+        Ask(
+            purpose=f"compose message {i}",
+            system="You write one short message to a learner.",
+            messages=[{"role": "user", "content": f"Message number {i}"}],
+            fallback=lambda i=i: FallbackAnswer(f"Rule-based message {i}"),
+            actor="system:proactive",
+            organisation_id=school.organisation.id,
+            student_id=school.student.id,
+        )
+        for i in range(n)
+    ]
+
+
+def test_many_calls_are_in_flight_at_once_and_each_is_audited_in_order(school, fake_llm):
+    fake_llm.script(*[delay(0.4, then=text("Keep going."))] * 4)
+    started = time.monotonic()
+    replies = complete_many(_asks(school, 4), concurrency=4)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.2, elapsed  # one after the other would take 1.6 s
+    assert [r.source for r in replies] == ["model"] * 4 and len(fake_llm.requests) == 4
+    events = [ActivityEvent.objects.get(pk=r.event_id) for r in replies]
+    assert [e.why for e in events] == [f"compose message {i}" for i in range(4)]
+    assert [e.details["latency_ms"] >= 400 for e in events] == [True] * 4
+
+
+def test_many_calls_without_a_key_are_each_their_own_fallback(school, fake_llm, settings):
+    settings.ANTHROPIC_API_KEY = ""
+    replies = complete_many(_asks(school, 3), concurrency=4)
+    assert [r.text for r in replies] == [f"Rule-based message {i}" for i in range(3)]
+    assert {r.source for r in replies} == {"fallback"} and fake_llm.requests == []
+    assert len({r.event_id for r in replies}) == 3

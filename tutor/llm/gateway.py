@@ -32,6 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +41,8 @@ from django.conf import settings
 from django.db import transaction
 
 from audit import chain
-from audit.models import Failure
-from audit.services import failure_clear, record, record_failure
+from audit.models import ActivityEvent, Failure
+from audit.services import failure_clear, new_event, record_events, record_failure
 from tutor.llm import safety, schema
 from tutor.llm.pseudonyms import Pseudonyms
 
@@ -159,73 +160,91 @@ class _Unavailable(Exception):
         self.fingerprint = fingerprint
 
 
-def complete(
-    *,
-    purpose: str,
-    system: str,
-    messages: list[dict[str, Any]],
-    tools: Sequence[Tool] = (),
-    fallback: Callable[[], FallbackAnswer | str],
-    actor: Any,
-    organisation_id: int | None,
-    student_id: int | None = None,
-    class_id: int | None = None,
-    pseudonyms: Pseudonyms | None = None,
-    tool_choice: dict[str, Any] | None = None,
-) -> Reply:
-    """Ask the model (or, failing that, `fallback`) and return a filtered, audited reply.
+def complete(**ask: Any) -> Reply:
+    """Ask the model (or, failing that, `fallback`) and return a filtered, audited reply; the
+    fields are `Ask`'s.
 
     `actor` is the user the call is made for, or a string such as "system:proactive" for
     automation. `purpose` says why, in a few words; it becomes the event's rationale.
     With `pseudonyms`, the reply's text and tool inputs speak of "Student A": show them to a
     teacher through `pseudonyms.unmask` / `unmask_data`, map labels with `student_id_for`.
     """
-    started = time.monotonic()
-    params = _Params.from_settings()
-    request = _request(params, system, messages, tools, tool_choice, pseudonyms)
-    prompt_sha256 = hashlib.sha256(chain.canonical(request)).hexdigest()
-    offered = {tool.name: tool for tool in tools}
-    failed: _Unavailable | None = None
-    try:
-        answer = _ask_model(request, params)
-        source = "model"
-    except _Unavailable as unavailable:
-        failed = unavailable
-        answer = _ask_fallback(fallback)
-        source = "fallback"
-
-    tool_calls, notes = _validated(answer.tool_calls, offered)
-    filtered = safety.filter_reply(answer.text)
-    notes = filtered.notes + notes
-    reply = Reply(
-        text=filtered.text,
-        tool_calls=tool_calls,
-        source=source,
-        fallback_reason=failed.reason if failed else "",
-        model=answer.model,
-        input_tokens=answer.input_tokens,
-        output_tokens=answer.output_tokens,
-        latency_ms=round((time.monotonic() - started) * 1000),
-        filtered=notes,
-    )
-    reply.event_id = _record_call(
-        reply,
-        purpose=purpose,
-        params=params,
-        prompt_sha256=prompt_sha256,
-        offered=sorted(offered),
-        blocked=filtered.blocked,
-        pseudonymised=pseudonyms is not None,
-        extra={**answer.details, **(failed.details if failed else {})},
-        failed=failed,
-        scope={
-            **({"actor_name": actor} if isinstance(actor, str) else {"actor": actor}),
-            "organisation_id": organisation_id,
-            "student_id": student_id,
-            "class_id": class_id,
-        },
-    )
+    [reply] = complete_many([Ask(**ask)])
     return reply
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request of `complete_many`: what `complete` takes."""
+
+    purpose: str
+    system: str
+    messages: list[dict[str, Any]]
+    fallback: Callable[[], FallbackAnswer | str]
+    actor: Any
+    organisation_id: int | None
+    student_id: int | None = None
+    class_id: int | None = None
+    pseudonyms: Pseudonyms | None = None
+    tools: Sequence[Tool] = ()
+    tool_choice: dict[str, Any] | None = None
+
+
+def complete_many(asks: Sequence[Ask], *, concurrency: int = 1) -> list[Reply]:
+    """`complete` for many requests at once (the proactive dispatcher's batch of messages): up to
+    `concurrency` model calls in flight on threads (the SDK's client is thread-safe), each
+    fallback run in the calling thread (it may read the database), and the calls' events
+    appended to the log in one transaction. The replies come back in the order of `asks`."""
+    params = _Params.from_settings()
+    requests = [_request(params, a.system, a.messages, a.tools, a.tool_choice, a.pseudonyms) for a in asks]
+    workers = min(concurrency, len(asks)) if settings.ANTHROPIC_API_KEY else 1
+    if workers <= 1:
+        asked = [_asked(request, params) for request in requests]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
+            asked = list(pool.map(lambda request: _asked(request, params), requests))
+    replies: list[Reply] = []
+    calls: list[_Call] = []
+    for ask, request, (answer, failed, seconds) in zip(asks, requests, asked, strict=True):
+        started = time.monotonic()
+        if failed is not None:
+            answer = _ask_fallback(ask.fallback)
+        tool_calls, notes = _validated(answer.tool_calls, {tool.name: tool for tool in ask.tools})
+        filtered = safety.filter_reply(answer.text)
+        reply = Reply(
+            text=filtered.text,
+            tool_calls=tool_calls,
+            source="fallback" if failed else "model",
+            fallback_reason=failed.reason if failed else "",
+            model=answer.model,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            latency_ms=round((seconds + time.monotonic() - started) * 1000),
+            filtered=filtered.notes + notes,
+        )
+        replies.append(reply)
+        calls.append(
+            _Call(
+                ask=ask,
+                reply=reply,
+                prompt_sha256=hashlib.sha256(chain.canonical(request)).hexdigest(),
+                blocked=filtered.blocked,
+                extra={**answer.details, **(failed.details if failed else {})},
+                failed=failed,
+            )
+        )
+    for reply, event in zip(replies, _record_calls(calls, params), strict=True):
+        reply.event_id = event.pk
+    return replies
+
+
+def _asked(request: dict[str, Any], params: _Params) -> tuple[_Answer | None, _Unavailable | None, float]:
+    """The model's answer or why there is none, and the seconds it took."""
+    started = time.monotonic()
+    try:
+        return _ask_model(request, params), None, time.monotonic() - started
+    except _Unavailable as unavailable:
+        return None, unavailable, time.monotonic() - started
 
 
 def assistant_turn(reply: Reply) -> dict[str, Any]:
@@ -483,54 +502,69 @@ def _validated(calls: list[ToolCall], offered: dict[str, Tool]) -> tuple[list[To
     return accepted, notes
 
 
-def _record_call(
-    reply: Reply,
-    *,
-    purpose: str,
-    params: _Params,
-    prompt_sha256: str,
-    offered: list[str],
-    blocked: bool,
-    pseudonymised: bool,
-    extra: dict[str, Any],
-    failed: _Unavailable | None,
-    scope: dict[str, Any],
-) -> int:
-    """The call's one audit event (and a Failure when it needs someone); its id."""
-    details = {
-        "purpose": purpose,
-        "source": reply.source,
-        "fallback_reason": reply.fallback_reason,
-        "model": params.model,
-        "answered_by": reply.model,
-        "parameters": params.audited(),
-        "input_tokens": reply.input_tokens,
-        "output_tokens": reply.output_tokens,
-        "latency_ms": reply.latency_ms,
-        "prompt_sha256": prompt_sha256,
-        "pseudonymised": pseudonymised,
-        "tools_offered": offered,
-        "tools_called": [call.name for call in reply.tool_calls],
-        "filtered": reply.filtered,
-        "blocked": blocked,
-        **extra,
-    }
+@dataclass
+class _Call:
+    """One answered request, waiting for its audit event."""
+
+    ask: Ask
+    reply: Reply
+    prompt_sha256: str
+    blocked: bool
+    extra: dict[str, Any]
+    failed: _Unavailable | None
+
+
+def _record_calls(calls: Sequence[_Call], params: _Params) -> list[ActivityEvent]:
+    """Each call's one audit event (and a Failure for a call that needs someone), in one
+    transaction; the events in the order of `calls`."""
+    events: dict[int, ActivityEvent] = {}
+    plain: list[tuple[int, ActivityEvent]] = []
     with transaction.atomic():
-        if failed is not None and failed.remediation:
-            event = record_failure(
-                verb=VERB,
-                remediation=failed.remediation,
-                severity=failed.severity,
-                fingerprint=failed.fingerprint,
-                why=f"{purpose}: {failed.reason}",
-                details=details,
-                **scope,
-            )
-        else:
-            event = record(verb=VERB, why=purpose, details=details, **scope)
-        if reply.source == "model":
-            _clear_fixed_failures(scope["organisation_id"])
-    return event.pk
+        for n, call in enumerate(calls):
+            ask, reply = call.ask, call.reply
+            scope = {
+                **({"actor_name": ask.actor} if isinstance(ask.actor, str) else {"actor": ask.actor}),
+                "organisation_id": ask.organisation_id,
+                "student_id": ask.student_id,
+                "class_id": ask.class_id,
+            }
+            details = {
+                "purpose": ask.purpose,
+                "source": reply.source,
+                "fallback_reason": reply.fallback_reason,
+                "model": params.model,
+                "answered_by": reply.model,
+                "parameters": params.audited(),
+                "input_tokens": reply.input_tokens,
+                "output_tokens": reply.output_tokens,
+                "latency_ms": reply.latency_ms,
+                "prompt_sha256": call.prompt_sha256,
+                "pseudonymised": ask.pseudonyms is not None,
+                "tools_offered": sorted(tool.name for tool in ask.tools),
+                "tools_called": [tool_call.name for tool_call in reply.tool_calls],
+                "filtered": reply.filtered,
+                "blocked": call.blocked,
+                **call.extra,
+            }
+            if call.failed is not None and call.failed.remediation:
+                events[n] = record_failure(
+                    verb=VERB,
+                    remediation=call.failed.remediation,
+                    severity=call.failed.severity,
+                    fingerprint=call.failed.fingerprint,
+                    why=f"{ask.purpose}: {call.failed.reason}",
+                    details=details,
+                    **scope,
+                )
+            else:
+                plain.append((n, new_event(verb=VERB, why=ask.purpose, details=details, **scope)))
+        for (n, _), event in zip(plain, record_events([event for _, event in plain]), strict=True):
+            events[n] = event
+        for organisation_id in sorted(
+            {call.ask.organisation_id for call in calls if call.reply.source == "model"}, key=str
+        ):
+            _clear_fixed_failures(organisation_id)
+    return [events[n] for n in range(len(calls))]
 
 
 def _clear_fixed_failures(organisation_id: int | None) -> None:
