@@ -188,8 +188,12 @@ PLAN_EXPIRY_CRON = env_str("PLAN_EXPIRY_CRON", "5 * * * *")
 # claimed longer than this (its worker died) is taken again; these kinds wait for a teacher's
 # approval; this many dismissals of a type in a row suppress it for the learner.
 PROACTIVE_BATCH = env_int("PROACTIVE_BATCH", 200)
-# Threads that process a pass's claimed runs (each with its own database connection).
+# Model calls in flight at once while a batch's messages are composed (the platform sends of a
+# batch go PLATFORM_CONCURRENCY at a time).
 PROACTIVE_CONCURRENCY = env_int("PROACTIVE_CONCURRENCY", 4)
+# The dispatcher process (`manage.py run_due_tasks`) wakes at the next due time, and at least this
+# often to see schedules created or moved meanwhile.
+PROACTIVE_POLL_SECONDS = env_float("PROACTIVE_POLL_SECONDS", 5.0)
 PROACTIVE_RECLAIM_MINUTES = env_int("PROACTIVE_RECLAIM_MINUTES", 10)
 PROACTIVE_APPROVAL_KINDS = env_list("PROACTIVE_APPROVAL_KINDS", ["assignment"])
 PROACTIVE_DISMISSALS_TO_SUPPRESS = env_int("PROACTIVE_DISMISSALS_TO_SUPPRESS", 3)

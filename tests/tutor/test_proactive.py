@@ -15,6 +15,7 @@ from django.utils import timezone
 from audit.models import ActivityEvent
 from classroom.models import User
 from tests import factories
+from tests.fake_anthropic import delay, text
 from tests.platform_fixtures import demo_class, report
 from tutor.models import ScheduledTask, TaskRun
 from tutor.proactive import services
@@ -156,7 +157,7 @@ def test_a_run_left_claimed_by_a_dead_worker_is_sent_once(school, learner, platf
 
     task = _due(school, learner)
     [run] = _claim(timezone.now())
-    process(run)  # sent, then the worker "dies" before anyone sees the result
+    process([run])  # sent, then the worker "dies" before anyone sees the result
     TaskRun.objects.filter(pk=run.pk).update(
         status="claimed", started_at=timezone.now() - timedelta(minutes=11)
     )
@@ -316,3 +317,153 @@ def test_only_the_learner_or_their_teachers_change_their_settings(school, learne
     learner.save(update_fields=["user"])
     services.suppression_undo(student=learner, suggestion_type="check_in", by=me)
     assert services.settings_peek(learner).suppressed_types == []
+
+
+def _due_for(school, students, **extra):
+    return [_due(school, student, **extra) for student in students]
+
+
+def _pass_queries(django_assert_max_num_queries, bound):
+    with django_assert_max_num_queries(bound) as captured:
+        result = run_due_tasks()
+    return result, len(captured)
+
+
+def test_a_pass_does_a_fixed_number_of_queries_whatever_the_number_due(
+    school, platform, django_assert_max_num_queries
+):
+    students = demo_class(school, size=40).students
+    _due_for(school, students[:4])
+    small, small_queries = _pass_queries(django_assert_max_num_queries, 40)
+    _due_for(school, students[4:], intent="Twenty minutes of practice today")
+    large, large_queries = _pass_queries(django_assert_max_num_queries, 40)
+    assert (small.by_status, large.by_status) == ({"sent": 4}, {"sent": 36})
+    assert large_queries == small_queries, (small_queries, large_queries)  # per batch, not per run
+    assert len(report(platform)["dispatches"]) == 40
+
+
+def test_each_run_of_a_batch_gets_its_own_decision(school, platform, admin):
+    paused, suppressed, assigned, sent, elsewhere = demo_class(school, size=5).students
+    services.student_pause(student=paused, by=school.teacher, paused=True)
+    for _ in range(3):
+        services.engagement_record(student=suppressed, suggestion_type="nudge", response="dismissed")
+    tasks = {
+        "paused": _due(school, paused),
+        "suppressed": _due(school, suppressed),
+        "assigned": _due(school, assigned, kind="assignment", intent="Quiz 4 on linear equations"),
+        "sent": _due(school, sent),
+    }
+    result = run_due_tasks()
+    assert result.by_status == {"skipped": 1, "suppressed": 1, "pending_approval": 1, "sent": 1}
+    status = {name: TaskRun.objects.get(task=task).status for name, task in tasks.items()}
+    assert status == {
+        "paused": "skipped",
+        "suppressed": "suppressed",
+        "assigned": "pending_approval",
+        "sent": "sent",
+    }
+    assert [d["student"] for d in report(platform)["dispatches"]] == [sent.platform_id]
+    assert all(0 <= ms < 60_000 for ms in result.lateness_ms) and len(result.lateness_ms) == 4
+    assert ActivityEvent.objects.filter(verb__startswith="proactive.").count() == 4
+    assert ActivityEvent.objects.filter(verb="llm.call").count() == 1  # only the sent one was composed
+
+
+def test_a_failed_send_fails_only_its_own_run(school, platform, settings):
+    settings.PLATFORM_MAX_ATTEMPTS = 2
+    students = demo_class(school, size=3).students
+    platform.state.config.update({"failing_students": [students[1].platform_id]})
+    tasks = _due_for(school, students)
+    assert run_due_tasks().by_status == {"sent": 2, "failed": 1}
+    failed = TaskRun.objects.get(task=tasks[1])
+    assert failed.status == "failed" and "platform returned 500" in failed.error
+    assert failed.dispatch.attempt == 2  # both attempts are logged; the last is the run's
+    assert {d["student"] for d in report(platform)["dispatches"]} == {
+        students[0].platform_id,
+        students[2].platform_id,
+    }
+    assert ActivityEvent.objects.get(verb="proactive.failed").status == "failed"
+
+
+def test_a_run_taken_again_after_a_crash_sends_the_message_it_composed_first(
+    school, learner, platform, fake_llm
+):
+    from tutor.proactive.dispatcher import _claim, _compose
+
+    task = _due(school, learner)
+    fake_llm.script("Ten minutes on fractions tonight?", "A different message")
+    [run] = _claim(timezone.now())
+    _compose([run])  # composed and stored; then the worker dies before it sends
+    TaskRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(minutes=11))
+    assert run_due_tasks().by_status == {"sent": 1}
+    assert len(fake_llm.requests) == 1  # not composed again
+    [sent] = report(platform)["dispatches"]
+    assert sent["payload"]["message"] == "Ten minutes on fractions tonight?"
+    assert TaskRun.objects.get(task=task).output == "Ten minutes on fractions tonight?"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kill_switch_flipped_while_a_batch_is_composed_stops_its_sends(platform, fake_llm):
+    org = factories.OrganisationFactory()
+    assignment = factories.TeacherAssignmentFactory(school_class__organisation=org)
+    admin = factories.UserFactory(organisation=org, role=User.Role.ORG_ADMIN)
+
+    class School:
+        school_class = assignment.school_class
+        teacher = assignment.teacher
+
+    for student in demo_class(School, size=2).students:
+        _due(School, student)
+    fake_llm.script(*[delay(0.8, then=text("See you at practice tonight."))] * 2)
+
+    def kill():
+        try:
+            services.switch_set(name="kill_switch", on=True, by=admin, reason="incident")
+        finally:
+            connection.close()
+
+    flip = threading.Timer(0.3, kill)  # while the model composes the batch's messages
+    flip.start()
+    try:
+        result = run_due_tasks()
+    finally:
+        flip.join()
+    assert result.by_status == {"skipped": 2}
+    assert report(platform)["dispatches"] == []
+    assert set(TaskRun.objects.values_list("rationale", flat=True)) == {"the global kill switch is on"}
+
+
+def test_the_dispatcher_process_wakes_when_a_task_falls_due(school, learner, platform, settings):
+    from tutor.proactive.dispatcher import serve
+
+    settings.PROACTIVE_POLL_SECONDS = 30  # were it to wait for the poll, the test would take 30 s
+    task = _due(school, learner)
+    due_at = timezone.now() + timedelta(seconds=1)
+    ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=due_at)
+    stop, passes = threading.Event(), []
+
+    def on_pass(report):
+        passes.append(report)
+        if report.claimed:
+            stop.set()
+
+    serve(stop, on_pass=on_pass)
+    [received] = report(platform)["dispatches"]
+    late = (datetime.fromisoformat(received["received_at"]) - due_at).total_seconds()
+    assert 0 <= late < 2, late  # not before it was due, and not a poll period after
+    assert [p.claimed for p in passes] == [0, 1]
+
+
+def test_the_dispatcher_process_sleeps_until_the_next_due_time(school, learner, settings):
+    from tutor.proactive.dispatcher import HELD_ELSEWHERE_SECONDS, _until_next_due
+
+    settings.PROACTIVE_POLL_SECONDS = 5
+    now = timezone.now()
+    assert _until_next_due(now) == 5  # nothing scheduled: the poll period
+    task = _due(school, learner)
+    ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=now + timedelta(seconds=2))
+    assert 2 <= _until_next_due(now) < 2.1
+    ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=now + timedelta(minutes=5))
+    assert _until_next_due(now) == 5
+    # Still due after a pass: another dispatcher holds it; look again shortly, do not spin.
+    ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=now - timedelta(seconds=1))
+    assert _until_next_due(now) == HELD_ELSEWHERE_SECONDS

@@ -1,53 +1,84 @@
 """The dispatcher: due scheduled tasks, each run exactly once, through the automation controls.
 
+A pass works in batches of `PROACTIVE_BATCH` runs, each step one statement or one transaction for
+the whole batch rather than a handful per run (1,000 runs due at one minute must reach the
+platform within seconds, and three audit events a run, each taking its organisation's chain head
+on its own, were most of a run's cost):
+
 1. Claim: in one transaction, lock a batch of due tasks (`SELECT ... FOR UPDATE SKIP LOCKED` on
    PostgreSQL, so several workers never take the same task), give each a TaskRun for its due time
    (unique per task and time) and move its `next_run_at` to the first time after now (croniter in
    the task's time zone): a run missed during downtime runs once, not once per missed slot.
-2. Decide, outside that transaction, reading the controls afresh for every run (a flip applies
-   to the next due task): the kill switch, the per-student pause, proactiveness off, calibration
-   (suppressed types), the approval queue for high-impact kinds.
-3. Compose (LLM gateway, or the kind's template when there is no model), filtered and redacted;
+2. Decide, reading the controls afresh for the batch (one query for the switches of its
+   organisations, one for its learners' settings): the kill switch, the per-student pause,
+   proactiveness off, calibration (suppressed types), the approval queue for high-impact kinds.
+3. Compose (LLM gateway, or the kind's template when there is no model), filtered and redacted,
+   and store each message on its run before anything is sent: a run taken again after a crash
+   sends what it composed the first time, so its idempotency key (which covers the message) is
+   the same and the platform sends it once.
+4. Read the controls again (a switch flipped while the batch was composed stops its sends), then
    in shadow mode record the decision and the message and send nothing; else send through the
-   platform dispatcher with an idempotency key derived from the run, so a retry sends once.
-4. Record the run (status, duration, output, error) and an audit event with its rationale, the
-   source data and the model call it used.
-A run left claimed by a worker that died is taken again after `PROACTIVE_RECLAIM_MINUTES`; its
-idempotency key is the same, so the platform still sends it once.
+   platform dispatcher (`dispatch_many`, the platform client's threads) with an idempotency key
+   derived from the run.
+5. Record every run of the batch (status, duration, output, error) and its audit event, with
+   its rationale, the source data and the model call it used, in one transaction.
+A run left claimed by a worker that died is taken again after `PROACTIVE_RECLAIM_MINUTES`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from queue import Empty, Queue
+from functools import partial
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from audit import context
 from audit.models import ActivityEvent
-from audit.services import record
+from audit.services import new_event, record, record_events
+from classroom import bulk
 from classroom.models import DailyPerformance, User
 from classroom.platform.client import PlatformClient
-from classroom.platform.dispatch import DispatchError, dispatch_send
-from tutor.llm.gateway import FallbackAnswer, complete
+from classroom.platform.dispatch import Outgoing, dispatch_many
+from tutor.llm.gateway import Ask, FallbackAnswer, complete_many
 from tutor.llm.pseudonyms import Pseudonyms
-from tutor.models import ProactivenessSettings, ScheduledTask, TaskRun
-from tutor.proactive.services import SYSTEM_PROACTIVE, require_teacher_of, settings_peek, switches
+from tutor.models import ProactivenessSettings, ScheduledTask, TaskRun, WorkerHeartbeat
+from tutor.proactive.services import (
+    SYSTEM_PROACTIVE,
+    require_teacher_of,
+    settings_peek_many,
+    switches_for,
+)
 from tutor.proactive.timing import next_after
 
 SYSTEM = """You write one short message (at most two sentences) from a tutor to a learner, called
 {pseudonym}. Warm, specific, never pushy; no links, no personal data. Kind of message: {kind}."""
 
+logger = logging.getLogger(__name__)
+HEARTBEAT_EVERY = timedelta(seconds=30)
+# Wake just after a due time, not just before it; look again this soon at a due task held elsewhere.
+WAKE_MARGIN_SECONDS = 0.005
+HELD_ELSEWHERE_SECONDS = 0.5
+SHADOW_RATIONALE = "shadow mode: decided and recorded, not sent"
+OUTCOME_FIELDS = ("status", "output", "rationale", "error", "llm_event_id", "dispatch", "duration_ms")
+EVENT_STATUS = {
+    TaskRun.Status.FAILED: ActivityEvent.Status.FAILED,
+    TaskRun.Status.PENDING_APPROVAL: ActivityEvent.Status.PENDING,
+}
+
 
 @dataclass
 class PassReport:
-    claimed: int = 0
+    claimed: int = 0  # runs the pass took: due now, or left claimed by a worker that died
     by_status: dict[str, int] = field(default_factory=dict)
+    # Per run: from its due time to its outcome (for a sent run: the platform's answer).
     lateness_ms: list[int] = field(default_factory=list)
 
     def count(self, status: str) -> None:
@@ -55,71 +86,84 @@ class PassReport:
 
 
 def run_due_tasks(*, now: datetime | None = None) -> PassReport:
-    """One dispatcher pass: everything due at `now` (and runs left claimed by a dead worker).
-    One platform client serves the whole pass (its connections kept alive; made only when there
-    is something to send), and the claimed runs are processed by `PROACTIVE_CONCURRENCY` threads,
-    each with its own database connection."""
+    """One dispatcher pass: everything due at `now`, then the runs left claimed by a worker that
+    died. One platform client serves the whole pass (its connections kept alive; made only when
+    the pass has something to do)."""
     now = now or timezone.now()
     report = PassReport()
     client: PlatformClient | None = None
     try:
-        while True:
-            runs = _claim(now)
-            report.claimed += len(runs)
-            if runs and client is None:
-                client = PlatformClient()
-            for run, status in _process_all(runs, client):
-                report.count(status)
-                report.lateness_ms.append(int((run.started_at - run.scheduled_for).total_seconds() * 1000))
-            if len(runs) < settings.PROACTIVE_BATCH:
-                break
-        stale = list(
-            TaskRun.objects.filter(
-                status=TaskRun.Status.CLAIMED,
-                started_at__lt=now - timedelta(minutes=settings.PROACTIVE_RECLAIM_MINUTES),
-            ).select_related("task__student__organisation", "task__pattern", "task__owner")
-        )
-        if stale and client is None:
-            client = PlatformClient()
-        for _, status in _process_all(stale, client):
-            report.count(status)
+        for claim in (_claim, _reclaim):
+            while True:
+                runs = claim(now)
+                if runs and client is None:
+                    client = PlatformClient()
+                report.claimed += len(runs)
+                _tally(report, runs, process(runs, client=client))
+                if len(runs) < settings.PROACTIVE_BATCH:
+                    break
     finally:
         if client is not None:
             client.close()
     return report
 
 
-def _process_all(runs: list[TaskRun], client: PlatformClient | None) -> list[tuple[TaskRun, str]]:
-    workers = min(settings.PROACTIVE_CONCURRENCY, len(runs))
-    if workers <= 1:
-        return [(run, process(run, client=client)) for run in runs]
-    pending: Queue[TaskRun] = Queue()
-    for run in runs:
-        pending.put(run)
-    done: list[tuple[TaskRun, str]] = []
-    errors: list[BaseException] = []
+def _tally(report: PassReport, runs: list[TaskRun], statuses: list[str]) -> None:
+    recorded = timezone.now()
+    for run, status in zip(runs, statuses, strict=True):
+        report.count(status)
+        report.lateness_ms.append(_ms(recorded - run.scheduled_for))
 
-    def work() -> None:
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+def serve(stop: threading.Event, *, on_pass: Callable[[PassReport], None] = lambda report: None) -> None:
+    """The dispatcher process: a pass, then sleep until the earliest active task falls due (at
+    most `PROACTIVE_POLL_SECONDS`, so schedules created or moved meanwhile are seen), until
+    `stop` is set; a pass under way is finished first. Every half minute or so it writes its
+    heartbeat, which /healthz reports. Several may run at once (they claim with SKIP LOCKED)."""
+    beat_at = None
+    while not stop.is_set():
         try:
-            while True:
-                try:
-                    run = pending.get_nowait()
-                except Empty:
-                    return
-                done.append((run, process(run, client=client)))
-        except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread below
-            errors.append(error)
-        finally:
+            with context.bind(source="worker"):  # each pass its own correlation id
+                report = run_due_tasks()
+            on_pass(report)
+            now = timezone.now()
+            if beat_at is None or now - beat_at >= HEARTBEAT_EVERY:
+                WorkerHeartbeat.objects.update_or_create(cluster=dispatcher_name(), defaults={"beat_at": now})
+                beat_at = now
+            wait = _until_next_due(now)
+        except DatabaseError:
+            # The database went away (a restart, a failover): a new connection next time. What a
+            # pass had claimed is taken again after PROACTIVE_RECLAIM_MINUTES, and sent once.
+            logger.exception("dispatcher pass failed; trying again in %s s", settings.PROACTIVE_POLL_SECONDS)
             connection.close()
+            wait = settings.PROACTIVE_POLL_SECONDS
+        stop.wait(wait)
 
-    threads = [threading.Thread(target=work, name=f"dispatch-{n}") for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return done
+
+def dispatcher_name() -> str:
+    """The dispatcher processes' heartbeat row, beside the django-q2 cluster's."""
+    return f"{settings.Q_CLUSTER['name']}:dispatcher"
+
+
+def _until_next_due(now: datetime) -> float:
+    """Seconds to sleep: until the earliest due time (the index on status and next_run_at), at
+    most the poll period. A due time already past after a pass is a task another dispatcher
+    holds: look again a moment later rather than spin."""
+    poll = settings.PROACTIVE_POLL_SECONDS
+    due = (
+        ScheduledTask.objects.filter(status=ScheduledTask.Status.ACTIVE, next_run_at__isnull=False)
+        .order_by("next_run_at")
+        .values_list("next_run_at", flat=True)
+        .first()
+    )
+    if due is None:
+        return poll
+    wait = (due - now).total_seconds()
+    return min(poll, wait + WAKE_MARGIN_SECONDS if wait > 0 else HELD_ELSEWHERE_SECONDS)
 
 
 def _claim(now: datetime) -> list[TaskRun]:
@@ -138,88 +182,111 @@ def _claim(now: datetime) -> list[TaskRun]:
             task.next_run_at = next_after(task.cron, task.time_zone, now) if task.cron else None
             if task.next_run_at is None:
                 task.status = ScheduledTask.Status.DONE
-        ScheduledTask.objects.bulk_update(tasks, ["last_run_at", "next_run_at", "status"])
+        bulk.update(tasks, ["last_run_at", "next_run_at", "status"])
         TaskRun.objects.bulk_create(runs)
     return runs
 
 
-def process(run: TaskRun, *, approved: bool = False, client: PlatformClient | None = None) -> str:
-    """Decide, compose and send (or not) one claimed run; returns its final status."""
-    started = time.monotonic()
-    task = run.task
-    on = switches(task.student.organisation_id)
-    status, rationale = _decide(task, approved=approved, on=on)
-    message, llm_event, dispatch, error = "", None, None, ""
-    if status is None:
-        message, llm_event, blocked = _compose(task)
-        if blocked:
-            status, error = TaskRun.Status.FAILED, f"the content filter withheld the message: {blocked}"
-        elif on.get("shadow_mode"):
-            status, rationale = TaskRun.Status.SHADOW, "shadow mode: decided and recorded, not sent"
-        else:
-            status, dispatch, error = _send(run, message, client)
-    run.status, run.output, run.rationale, run.error = status, message, rationale or _why(task), error
-    run.llm_event_id, run.dispatch = llm_event, dispatch
-    run.duration_ms = int((time.monotonic() - started) * 1000)
+def _reclaim(now: datetime) -> list[TaskRun]:
+    """Runs claimed more than `PROACTIVE_RECLAIM_MINUTES` ago and never finished (their worker
+    died), claimed again the same way (SKIP LOCKED, a new claim time), so two dispatchers never
+    both take one."""
     with transaction.atomic():
-        run.save(
-            update_fields=[
-                "status",
-                "output",
-                "rationale",
-                "error",
-                "llm_event_id",
-                "dispatch",
-                "duration_ms",
-            ]
+        runs = list(
+            TaskRun.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                status=TaskRun.Status.CLAIMED,
+                started_at__lt=now - timedelta(minutes=settings.PROACTIVE_RECLAIM_MINUTES),
+            )
+            .select_related("task__student__organisation", "task__pattern", "task__owner")
+            .order_by("started_at", "pk")[: settings.PROACTIVE_BATCH]
         )
-        record(
-            verb=f"proactive.{status}",
-            actor_name=SYSTEM_PROACTIVE,
-            target=run,
-            source="worker",
-            status=ActivityEvent.Status.FAILED
-            if status == TaskRun.Status.FAILED
-            else ActivityEvent.Status.PENDING
-            if status == TaskRun.Status.PENDING_APPROVAL
-            else ActivityEvent.Status.SUCCEEDED,
-            why=run.rationale,
-            details={
-                "task_id": task.pk,
-                "kind": task.kind,
-                "scheduled_for": run.scheduled_for.isoformat(),
-                "lateness_ms": int((run.started_at - run.scheduled_for).total_seconds() * 1000),
-                "pattern": {"kind": task.pattern.kind, "evidence": task.pattern.evidence}
-                if task.pattern
-                else None,
-                "llm_event_id": llm_event,
-                "dispatch_id": dispatch.pk if dispatch else None,
-                "error": error or None,
-            },
-        )
-    return status
+        started = timezone.now()
+        for run in runs:
+            run.started_at = started
+        bulk.update(runs, ["started_at"])
+    return runs
 
 
-def _decide(task: ScheduledTask, *, approved: bool, on: dict[str, bool]) -> tuple[str | None, str]:
-    """What the controls say before anything is composed: a status that stops here, or None."""
-    if on.get("kill_switch"):
-        return TaskRun.Status.SKIPPED, "the global kill switch is on"
-    prefs = settings_peek(task.student)
-    if prefs.paused:
-        return TaskRun.Status.SKIPPED, "proactive messages are paused for this learner"
-    if prefs.level == ProactivenessSettings.Level.OFF:
-        return TaskRun.Status.SKIPPED, "the learner's proactiveness is off"
-    if task.kind in prefs.suppressed_types:
-        return (
+@dataclass
+class _Controls:
+    """What the switches and the learners' settings say, read once for a batch."""
+
+    on: dict[int | None, dict[str, bool]]
+    prefs: dict[int, ProactivenessSettings]
+
+    @classmethod
+    def read(cls, runs: list[TaskRun]) -> _Controls:
+        students = list({run.task.student_id: run.task.student for run in runs}.values())
+        return cls(
+            on=switches_for({student.organisation_id for student in students}),
+            prefs=settings_peek_many(students),
+        )
+
+    def switch(self, task: ScheduledTask, name: str) -> bool:
+        return self.on[task.student.organisation_id].get(name, False)
+
+
+def process(
+    runs: list[TaskRun],
+    *,
+    approved: bool = False,
+    client: PlatformClient | None = None,
+) -> list[str]:
+    """Decide, compose and send (or not) a batch of claimed runs; their final statuses, in order.
+    `client` is the pass's platform client (without one, the dispatch makes its own)."""
+    if not runs:
+        return []
+    started = time.monotonic()
+    for run in runs:
+        run.status, run.rationale, run.error = TaskRun.Status.CLAIMED, "", ""
+    controls = _Controls.read(runs)
+    for run in runs:
+        _decide(run, controls, approved=approved)
+    _compose([run for run in runs if run.status == TaskRun.Status.CLAIMED])
+
+    # The controls again, just before anything is sent: a flip while the batch was composed counts.
+    composed = [run for run in runs if run.status == TaskRun.Status.CLAIMED]
+    if composed:
+        controls = _Controls.read(composed)
+        for run in composed:
+            _decide(run, controls, approved=approved)
+            if run.status == TaskRun.Status.CLAIMED and controls.switch(run.task, "shadow_mode"):
+                run.status, run.rationale = (
+                    TaskRun.Status.SHADOW,
+                    "shadow mode: decided and recorded, not sent",
+                )
+    outgoing = [run for run in runs if run.status == TaskRun.Status.CLAIMED]
+    if outgoing:
+        _send(outgoing, client)
+    _finish(runs, started)
+    return [run.status for run in runs]
+
+
+def _decide(run: TaskRun, controls: _Controls, *, approved: bool) -> None:
+    """What the controls say before anything is composed or sent: a status that stops the run
+    here, with why; a run they let through stays claimed."""
+    task = run.task
+    prefs = controls.prefs[task.student_id]
+    stop: tuple[str, str] | None = None
+    if controls.switch(task, "kill_switch"):
+        stop = TaskRun.Status.SKIPPED, "the global kill switch is on"
+    elif prefs.paused:
+        stop = TaskRun.Status.SKIPPED, "proactive messages are paused for this learner"
+    elif prefs.level == ProactivenessSettings.Level.OFF:
+        stop = TaskRun.Status.SKIPPED, "the learner's proactiveness is off"
+    elif task.kind in prefs.suppressed_types:
+        stop = (
             TaskRun.Status.SUPPRESSED,
             f"the learner dismissed {task.get_kind_display().lower()}s repeatedly",
         )
-    if task.kind in settings.PROACTIVE_APPROVAL_KINDS and not approved:
-        return (
+    elif task.kind in settings.PROACTIVE_APPROVAL_KINDS and not approved:
+        stop = (
             TaskRun.Status.PENDING_APPROVAL,
             f"{task.get_kind_display()} is high impact: the teacher approves it",
         )
-    return None, ""
+    if stop is not None:
+        run.status, run.rationale = stop
 
 
 def _why(task: ScheduledTask) -> str:
@@ -227,13 +294,10 @@ def _why(task: ScheduledTask) -> str:
     return f"{task.get_kind_display()} scheduled by {task.owner.get_username()}: {task.intent[:200]}{basis}"
 
 
-def _template(task: ScheduledTask) -> str:
+def _template(task: ScheduledTask, week_minutes: int) -> FallbackAnswer:
     """The message when there is no model: the teacher's intent, in the kind's frame."""
     if task.kind == ScheduledTask.Kind.WEEKLY_REPORT:
-        week = DailyPerformance.objects.filter(
-            student=task.student, date__gt=timezone.localdate() - timedelta(days=7)
-        ).aggregate(minutes=Sum("study_minutes"))
-        text = f"Your week: {week['minutes'] or 0} minutes of study. {task.intent}"
+        text = f"Your week: {week_minutes} minutes of study. {task.intent}"
     else:
         frames = {
             "reminder": "Reminder: {}",
@@ -243,41 +307,121 @@ def _template(task: ScheduledTask) -> str:
         text = frames.get(task.kind, "{}").format(task.intent)
     if task.pattern:
         text += f" (I noticed: {task.pattern.description[0].lower()}{task.pattern.description[1:]}.)"
-    return text
+    return FallbackAnswer(text=text)
 
 
-def _compose(task: ScheduledTask) -> tuple[str, int | None, str]:
-    student = task.student
-    pseudonyms = Pseudonyms.for_student(student)
-    basis = f"\nIt rests on this pattern: {task.pattern.description}." if task.pattern else ""
-    reply = complete(
-        purpose=f"compose a scheduled {task.kind}",
-        system=SYSTEM.format(pseudonym=pseudonyms.pseudonym_for(student.pk), kind=task.get_kind_display()),
-        messages=[{"role": "user", "content": f"The teacher's intent: {task.intent}{basis}"}],
-        fallback=lambda: FallbackAnswer(text=_template(task)),
-        actor=SYSTEM_PROACTIVE,
-        organisation_id=student.organisation_id,
-        student_id=student.pk,
-        pseudonyms=pseudonyms,
-    )
-    blocked = "; ".join(note for note in reply.filtered if note.startswith("blocked"))
-    return pseudonyms.unmask(reply.text), reply.event_id or None, blocked
-
-
-def _send(run: TaskRun, message: str, client: PlatformClient | None) -> tuple[str, object, str]:
-    task = run.task
-    try:
-        log = dispatch_send(
-            student=task.student,
-            kind="assignment" if task.kind == ScheduledTask.Kind.ASSIGNMENT else "nudge",
-            payload={"message": message, "type": task.kind},
-            reference=f"task-run:{run.pk}",
-            actor_name=SYSTEM_PROACTIVE,
-            client=client,
+def _week_minutes(tasks: list[ScheduledTask]) -> dict[int, int]:
+    """Minutes studied in the last 7 days by the learners of the weekly reports (one query)."""
+    students = {task.student_id for task in tasks if task.kind == ScheduledTask.Kind.WEEKLY_REPORT}
+    if not students:
+        return {}
+    return dict(
+        DailyPerformance.objects.filter(
+            student_id__in=students, date__gt=timezone.localdate() - timedelta(days=7)
         )
-    except DispatchError as error:
-        return TaskRun.Status.FAILED, error.log, f"{error} ({error.hint})"
-    return TaskRun.Status.SENT, log, ""
+        .values("student_id")
+        .annotate(minutes=Sum("study_minutes"))
+        .values_list("student_id", "minutes")
+    )
+
+
+def _compose(runs: list[TaskRun]) -> None:
+    """Each run's message, through the gateway in one go (up to `PROACTIVE_CONCURRENCY` model
+    calls at once), stored on the run before it is sent. A run composed before (taken again
+    after a crash, or approved after waiting) keeps its message."""
+    fresh = [run for run in runs if not run.output]
+    week = _week_minutes([run.task for run in fresh])
+    asks, masks = [], []
+    for run in fresh:
+        task, student = run.task, run.task.student
+        pseudonyms = Pseudonyms.for_student(student)
+        basis = f"\nIt rests on this pattern: {task.pattern.description}." if task.pattern else ""
+        masks.append(pseudonyms)
+        asks.append(
+            Ask(
+                purpose=f"compose a scheduled {task.kind}",
+                system=SYSTEM.format(
+                    pseudonym=pseudonyms.pseudonym_for(student.pk), kind=task.get_kind_display()
+                ),
+                messages=[{"role": "user", "content": f"The teacher's intent: {task.intent}{basis}"}],
+                fallback=partial(_template, task, week.get(task.student_id) or 0),
+                actor=SYSTEM_PROACTIVE,
+                organisation_id=student.organisation_id,
+                student_id=student.pk,
+                pseudonyms=pseudonyms,
+            )
+        )
+    replies = complete_many(asks, concurrency=settings.PROACTIVE_CONCURRENCY) if asks else []
+    for run, reply, pseudonyms in zip(fresh, replies, masks, strict=True):
+        run.output, run.llm_event_id = pseudonyms.unmask(reply.text), reply.event_id or None
+        blocked = "; ".join(note for note in reply.filtered if note.startswith("blocked"))
+        if blocked:
+            run.status, run.error = (
+                TaskRun.Status.FAILED,
+                f"the content filter withheld the message: {blocked}",
+            )
+    if fresh:
+        bulk.update(fresh, ["output", "llm_event_id"])
+
+
+def _send(runs: list[TaskRun], client: PlatformClient | None) -> None:
+    sent = dispatch_many(
+        [
+            Outgoing(
+                student=run.task.student,
+                kind="assignment" if run.task.kind == ScheduledTask.Kind.ASSIGNMENT else "nudge",
+                payload={"message": run.output, "type": run.task.kind},
+                reference=f"task-run:{run.pk}",
+            )
+            for run in runs
+        ],
+        actor_name=SYSTEM_PROACTIVE,
+        client=client,
+    )
+    for run, outcome in zip(runs, sent, strict=True):
+        run.dispatch = outcome.log
+        if outcome.error is None:
+            run.status = TaskRun.Status.SENT
+        else:
+            run.status, run.error = TaskRun.Status.FAILED, f"{outcome.error} ({outcome.error.hint})"
+
+
+def _finish(runs: list[TaskRun], started: float) -> None:
+    """Every run's outcome and its audit event, in one transaction."""
+    done = timezone.now()
+    duration_ms = int((time.monotonic() - started) * 1000)
+    events = []
+    for run in runs:
+        task = run.task
+        run.rationale = run.rationale or _why(task)
+        run.duration_ms = duration_ms
+        events.append(
+            new_event(
+                verb=f"proactive.{run.status}",
+                actor_name=SYSTEM_PROACTIVE,
+                target=run,
+                source="worker",
+                status=EVENT_STATUS.get(run.status, ActivityEvent.Status.SUCCEEDED),
+                why=run.rationale,
+                details={
+                    "task_id": task.pk,
+                    "kind": task.kind,
+                    "scheduled_for": run.scheduled_for.isoformat(),
+                    "lateness_ms": _ms(done - run.scheduled_for),
+                    "pattern": {"kind": task.pattern.kind, "evidence": task.pattern.evidence}
+                    if task.pattern
+                    else None,
+                    "llm_event_id": run.llm_event_id,
+                    "dispatch_id": run.dispatch_id,
+                    "error": run.error or None,
+                },
+            )
+        )
+    with transaction.atomic():
+        bulk.update(
+            runs, ["status", "output", "rationale", "error", "llm_event_id", "dispatch", "duration_ms"]
+        )
+        record_events(events)
 
 
 def approve(*, run: TaskRun, by: User) -> str:
@@ -291,4 +435,5 @@ def approve(*, run: TaskRun, by: User) -> str:
             raise ValueError("this run is not waiting for approval")
         record(verb="proactive.approved", actor=by, target=run, why="approved by the teacher")
     run.refresh_from_db()
-    return process(run, approved=True)
+    [status] = process([run], approved=True)
+    return status

@@ -147,18 +147,31 @@ def switch_set(*, name: str, on: bool, by: User, reason: str = "") -> Automation
 
 def switches(organisation_id: int | None) -> dict[str, bool]:
     """Which switches are on for an organisation: its own, or the operators' for everyone."""
-    on: dict[str, bool] = {}
-    rows = AutomationSwitch.objects.filter(Q(organisation_id=organisation_id) | Q(organisation__isnull=True))
-    for name, is_on in rows.values_list("name", "on"):
-        on[name] = on.get(name, False) or is_on
+    return switches_for({organisation_id})[organisation_id]
+
+
+def switches_for(organisation_ids: set[int | None]) -> dict[int | None, dict[str, bool]]:
+    """`switches` of several organisations in one query (the dispatcher's batch)."""
+    on: dict[int | None, dict[str, bool]] = {org: {} for org in organisation_ids}
+    rows = AutomationSwitch.objects.filter(
+        Q(organisation_id__in=[org for org in organisation_ids if org is not None])
+        | Q(organisation__isnull=True)
+    ).values_list("organisation_id", "name", "on")
+    for owner, name, is_on in rows:
+        for org in on if owner is None else [owner]:
+            on[org][name] = on[org].get(name, False) or is_on
     return on
 
 
 def settings_peek(student: Student) -> ProactivenessSettings:
     """The learner's settings for reading: the defaults, unsaved, when they have none yet."""
-    return ProactivenessSettings.objects.filter(student=student).first() or ProactivenessSettings(
-        student=student
-    )
+    return settings_peek_many([student])[student.pk]
+
+
+def settings_peek_many(students: list[Student]) -> dict[int, ProactivenessSettings]:
+    """`settings_peek` of several learners in one query, by student id."""
+    found = {row.student_id: row for row in ProactivenessSettings.objects.filter(student__in=students)}
+    return {s.pk: found.get(s.pk) or ProactivenessSettings(student=s) for s in students}
 
 
 def settings_for(student: Student) -> ProactivenessSettings:
