@@ -8,33 +8,41 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from tutor.models import WorkerHeartbeat
+from tutor.proactive.dispatcher import dispatcher_name
 
 
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database reachable (else 503) and the age of the worker's last heartbeat.
+    """Database reachable (else 503), and the age of the last heartbeat of the django-q2 worker
+    and of the proactive dispatcher process (`run_due_tasks`).
 
     A stale or missing heartbeat reports "degraded" with 200: the web process still serves
-    pages, but scheduled work is not running and an operator should look.
+    pages, but scheduled work (or the sending of due messages) is not running and an operator
+    should look.
     """
+    names = {"worker": settings.Q_CLUSTER["name"], "dispatcher": dispatcher_name()}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        beat = WorkerHeartbeat.objects.filter(cluster=settings.Q_CLUSTER["name"]).first()
+        beats = dict(
+            WorkerHeartbeat.objects.filter(cluster__in=names.values()).values_list("cluster", "beat_at")
+        )
     except DatabaseError as error:
         return JsonResponse(
             {"status": "error", "database": {"status": "error", "error": type(error).__name__}}, status=503
         )
-    worker: dict[str, object] = {"status": "never", "last_heartbeat": None, "age_seconds": None}
-    status = "degraded"
-    if beat is not None:
-        age = (timezone.now() - beat.beat_at).total_seconds()
-        fresh = age <= settings.WORKER_HEARTBEAT_STALE_SECONDS
-        worker = {
-            "status": "ok" if fresh else "stale",
-            "last_heartbeat": beat.beat_at.isoformat(),
+    body: dict[str, object] = {"database": {"status": "ok"}}
+    for part, name in names.items():
+        beat_at = beats.get(name)
+        if beat_at is None:
+            body[part] = {"status": "never", "last_heartbeat": None, "age_seconds": None}
+            continue
+        age = (timezone.now() - beat_at).total_seconds()
+        body[part] = {
+            "status": "ok" if age <= settings.WORKER_HEARTBEAT_STALE_SECONDS else "stale",
+            "last_heartbeat": beat_at.isoformat(),
             "age_seconds": int(age),
         }
-        status = "ok" if fresh else "degraded"
-    return JsonResponse({"status": status, "database": {"status": "ok"}, "worker": worker})
+    healthy = all(body[part]["status"] == "ok" for part in names)
+    return JsonResponse({"status": "ok" if healthy else "degraded", **body})
