@@ -19,6 +19,7 @@ from audit.services import record, record_failure
 from classroom.models import User
 from tests import factories
 from tests.audit.test_search import DOCUMENTED_COLUMNS
+from tests.browser.pages import log_in, mark_for_swap, wait_for_swap
 
 pytestmark = pytest.mark.browser
 
@@ -97,25 +98,6 @@ def audit_log(transactional_db, school) -> AuditLog:
     )
 
 
-def _log_in(page: Page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
-
-
-def _mark_page(page: Page) -> None:
-    """A full reload drops the window marker; an htmx swap replaces the tagged results."""
-    page.evaluate("window.__marker = 1")
-    page.evaluate("document.querySelector('#results').dataset.stale = '1'")
-
-
-def _wait_for_results_swap(page: Page) -> None:
-    expect(page.locator("#results:not([data-stale])")).to_have_count(1)
-    assert page.evaluate("window.__marker") == 1, "the page reloaded instead of swapping the results"
-
-
 def _row(table: Locator, text: str) -> Locator:
     return table.locator("tbody tr").filter(has_text=text)
 
@@ -128,18 +110,18 @@ def _filter_to_the_failed_sync(page: Page, log: AuditLog) -> Locator:
         expect(results).to_contain_text(event.why)
     expect(results).not_to_contain_text(log.outsider_failed.why)
 
-    _mark_page(page)
+    mark_for_swap(page, "#results")
     page.get_by_label("Status").select_option(label="Failed")
-    _wait_for_results_swap(page)
+    wait_for_swap(page, "#results")
     expect(page).to_have_url(re.compile(r"[?&]status=failed(&|$)"))
     expect(results).not_to_contain_text(log.acknowledged.why)
     expect(results).to_contain_text(log.undelivered.why)
     expect(results.locator("tbody tr")).to_have_count(3)
 
-    _mark_page(page)
+    mark_for_swap(page, "#results")
     # Typing is enough: the results follow the text fields as they change, without Enter.
     page.get_by_label("Action").press_sequentially("sync")
-    _wait_for_results_swap(page)
+    wait_for_swap(page, "#results")
     # The address bar keeps only the filters in use, so the link can be shared as it is.
     expect(page).to_have_url(re.compile(r"/audit/\?action=sync&status=failed$"))
     expect(results).not_to_contain_text(log.undelivered.why)
@@ -187,7 +169,7 @@ def _download_csv(page: Page, results: Locator) -> tuple[str, list[str], list[di
 
 def test_compliance_filters_reads_the_job_exports_and_resolves(page: Page, audit_log: AuditLog) -> None:
     log = audit_log
-    _log_in(page, log.compliance.username)
+    log_in(page, log.compliance.username)
     results = _filter_to_the_failed_sync(page, log)
 
     _row(results, log.mine_failed.why).get_by_role("link").first.click()
@@ -240,7 +222,7 @@ def test_compliance_filters_reads_the_job_exports_and_resolves(page: Page, audit
 
 
 def test_a_teacher_sees_only_their_own_students_events(page: Page, school, audit_log: AuditLog) -> None:
-    _log_in(page, school.teacher.username)
+    log_in(page, school.teacher.username)
     page.goto("/audit/")
     results = page.locator("#results")
     expect(results).to_contain_text(audit_log.mine_failed.why)

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from classroom.demo import demo_school_seed
+from tests.browser.pages import log_in, mark_for_swap, wait_for_swap
 
 pytestmark = pytest.mark.browser
 
@@ -22,10 +23,7 @@ def demo_school(transactional_db) -> None:
 
 
 def _log_in_to_dashboard(page: Page) -> None:
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", TEACHER)
-    page.fill("input[name=password]", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, TEACHER, PASSWORD)
     expect(page).to_have_url(re.compile(r"/dashboard/$"))
     expect(page.locator("h1")).to_have_text("Classroom health")
 
@@ -34,18 +32,6 @@ def _first_widget_alert(page: Page) -> Locator:
     alert = page.locator("article.widget li.alert-item").first
     expect(alert).to_be_visible()
     return alert
-
-
-def _mark_page(page: Page) -> None:
-    """Tag the loaded document and the current roster: a full reload drops the window marker, and an
-    htmx swap of the roster replaces the tagged element with an untagged one."""
-    page.evaluate("window.__marker = 1")
-    page.evaluate("document.querySelector('#roster').dataset.stale = '1'")
-
-
-def _wait_for_roster_swap(page: Page) -> None:
-    expect(page.locator("#roster:not([data-stale])")).to_have_count(1)
-    assert page.evaluate("window.__marker") == 1, "the page reloaded instead of swapping the roster"
 
 
 def _student_page_shows(page: Page, *, href: str, name: str) -> None:
@@ -110,9 +96,9 @@ def test_roster_filters_and_sorts_in_place(page: Page, demo_school: None) -> Non
     at_risk = _students_with_open_alerts_on_cards(page)
     assert 0 < at_risk < everyone, "the demo school should have students with and without alerts"
 
-    _mark_page(page)
+    mark_for_swap(page, "#roster")
     roster.locator("select[name=status]").select_option(label="With open alerts")
-    _wait_for_roster_swap(page)
+    wait_for_swap(page, "#roster")
 
     expect(page).to_have_url(re.compile(r"[?&]status=at_risk(&|$)"))
     expect(roster.locator(".roster-count")).to_have_text(f"{at_risk} students")
@@ -120,9 +106,9 @@ def test_roster_filters_and_sorts_in_place(page: Page, demo_school: None) -> Non
     for row in rows.all():
         expect(row.locator("span.badge.risk").first).to_be_visible()
 
-    _mark_page(page)
+    mark_for_swap(page, "#roster")
     roster.get_by_role("link", name="Student", exact=True).click()
-    _wait_for_roster_swap(page)
+    wait_for_swap(page, "#roster")
 
     expect(page).to_have_url(re.compile(r"[?&]sort=name(&|$)"))
     expect(page).to_have_url(re.compile(r"[?&]status=at_risk(&|$)"))

@@ -17,6 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from audit.models import ActivityEvent
 from plans.models import PlanDraft, PlanVersion, StudyPlan
+from tests.browser.pages import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -49,11 +50,7 @@ def student_page(transactional_db, school, planned, page: Page) -> StudentPage:
     """The teacher, logged in through the form, on the page of a student with version 1 of a plan."""
     school.teacher.set_password(PASSWORD)
     school.teacher.save(update_fields=["password"])
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(school.teacher.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
+    log_in(page, school.teacher.username, PASSWORD)
 
     page.goto(f"/students/{school.student.pk}/")
     expect(page.locator("h1")).to_have_text(school.student.full_name)

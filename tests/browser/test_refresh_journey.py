@@ -6,15 +6,13 @@ No qcluster runs in tests: the test thread plays the worker by calling the task 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from django_q.models import OrmQ
 from playwright.sync_api import Page, expect
 
 from classroom import tasks
 from classroom.models import SyncRun
-from tests import factories
+from tests.browser.pages import log_in
 from tests.platform_fixtures import demo_class
 
 pytestmark = pytest.mark.browser
@@ -26,11 +24,7 @@ POLL_SECONDS = 1
 def class_page(transactional_db, school, platform, page: Page) -> Page:
     """The teacher, logged in through the form, on the page of a class of 5 demo students."""
     school_class = demo_class(school, size=5).school_class
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", school.teacher.username)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
+    log_in(page, school.teacher.username)
     page.goto(f"/classes/{school_class.pk}/")
     expect(page.locator("h1")).to_have_text(school_class.name)
     return page

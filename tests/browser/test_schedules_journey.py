@@ -18,6 +18,7 @@ from playwright.sync_api import Dialog, Locator, Page, expect
 
 from classroom.models import Student, User
 from tests import factories
+from tests.browser.pages import log_in, mark_for_swap, wait_for_swap
 from tests.platform_fixtures import demo_class, report
 from tutor.models import AutomationSwitch, ScheduledTask, TaskRun
 from tutor.proactive.dispatcher import run_due_tasks
@@ -28,27 +29,8 @@ LONDON = "Europe/London"
 NUDGE = "Ten minutes on fractions before tea"
 ASSIGNMENT = "Quiz 4 on linear equations"
 KILL_REASON = "Wrong messages going out to learners"
+SCHEDULES = "#proactive-schedules"
 CANCEL_QUESTION = "Cancel this schedule? A cancelled schedule cannot be resumed."
-
-
-def _log_in(page: Page, user: User) -> None:
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
-
-
-def _mark_page(page: Page) -> None:
-    """A full reload drops the window marker; an htmx swap replaces the tagged schedules section."""
-    page.evaluate("window.__marker = 1")
-    page.evaluate("document.querySelector('#proactive-schedules').dataset.stale = '1'")
-
-
-def _wait_for_schedules_swap(page: Page) -> Locator:
-    expect(page.locator("#proactive-schedules:not([data-stale])")).to_have_count(1)
-    assert page.evaluate("window.__marker") == 1, "the page reloaded instead of swapping the schedules"
-    return page.locator("#proactive-schedules")
 
 
 def _answer_confirm(page: Page, *, accept: bool) -> list[str]:
@@ -79,9 +61,10 @@ def _create(page: Page, *, kind: str, cron: str, time_zone: str, intent: str) ->
     form.get_by_label("Repeat (cron)").fill(cron)
     form.get_by_label("Time zone").fill(time_zone)
     form.get_by_label("Intent: what the message should say or ask").fill(intent)
-    _mark_page(page)
+    mark_for_swap(page, SCHEDULES)
     form.get_by_role("button", name="Create schedule").click()
-    return _wait_for_schedules_swap(page)
+    wait_for_swap(page, SCHEDULES)
+    return page.locator(SCHEDULES)
 
 
 def _schedules_page(page: Page, student: Student) -> Locator:
@@ -127,17 +110,19 @@ def _nudge_paused_resumed_and_cancelled(page: Page, student: Student) -> None:
     expect(card).to_contain_text("No runs yet.")
     expect(section.locator("#error-cron")).to_have_count(0)
 
-    _mark_page(page)
+    mark_for_swap(page, SCHEDULES)
     card.get_by_role("button", name="Pause").click()
-    card = _wait_for_schedules_swap(page).get_by_role("article", name=f"Nudge {task.pk}")
+    wait_for_swap(page, SCHEDULES)
+    card = page.locator(SCHEDULES).get_by_role("article", name=f"Nudge {task.pk}")
     expect(card.get_by_role("status")).to_have_text(f"Paused: nudge “{NUDGE}”.")
     expect(card.locator("header .badge")).to_have_text("Paused")
     expect(card.locator(".next")).to_have_text("not due while paused")
     expect(card.get_by_role("button", name="Pause")).to_have_count(0)
 
-    _mark_page(page)
+    mark_for_swap(page, SCHEDULES)
     card.get_by_role("button", name="Resume").click()
-    card = _wait_for_schedules_swap(page).get_by_role("article", name=f"Nudge {task.pk}")
+    wait_for_swap(page, SCHEDULES)
+    card = page.locator(SCHEDULES).get_by_role("article", name=f"Nudge {task.pk}")
     expect(card.get_by_role("status")).to_have_text(f"Resumed: nudge “{NUDGE}”.")
     expect(card.locator("header .badge")).to_have_text("Active")
     expect(card.locator(".next")).to_have_text(next_run)
@@ -149,10 +134,11 @@ def _nudge_paused_resumed_and_cancelled(page: Page, student: Student) -> None:
     expect(card.locator("header .badge")).to_have_text("Active")
     assert ScheduledTask.objects.get(pk=task.pk).status == ScheduledTask.Status.ACTIVE
 
-    _mark_page(page)
+    mark_for_swap(page, SCHEDULES)
     asked = _answer_confirm(page, accept=True)
     card.get_by_role("button", name="Cancel").click()
-    section = _wait_for_schedules_swap(page)
+    wait_for_swap(page, SCHEDULES)
+    section = page.locator(SCHEDULES)
     assert asked == [CANCEL_QUESTION]
     # The cancelled schedule moves to the collapsed list; its outcome stays in view above it.
     expect(section.get_by_role("status")).to_have_text(f"Cancelled: nudge “{NUDGE}”.")
@@ -186,9 +172,10 @@ def _assignment_approved_and_sent_once(page: Page, student: Student, platform) -
     expect(row.locator(".badge")).to_have_text("Waiting for approval")
     expect(row).to_contain_text("Assignment is high impact: the teacher approves it")
 
-    _mark_page(page)
+    mark_for_swap(page, SCHEDULES)
     row.get_by_role("button", name="Approve and send").click()
-    card = _wait_for_schedules_swap(page).get_by_role("article", name=f"Assignment {task.pk}")
+    wait_for_swap(page, SCHEDULES)
+    card = page.locator(SCHEDULES).get_by_role("article", name=f"Assignment {task.pk}")
     expect(card.get_by_role("status")).to_have_text(f"Approved and sent to {student.first_name}.")
     row = card.locator("table.runs tbody tr")
     expect(row.locator(".badge")).to_have_text("Sent")
@@ -204,7 +191,7 @@ def _assignment_approved_and_sent_once(page: Page, student: Student, platform) -
 def _admin_turns_the_kill_switch_on(page: Page, admin: User, student: Student) -> None:
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    _log_in(page, admin)
+    log_in(page, admin.username)
     page.get_by_role("navigation").get_by_role("link", name="Automation").click()
     expect(page.locator("h1")).to_have_text("Automation")
     expect(page.get_by_label("Waiting for approval")).to_contain_text(
@@ -246,7 +233,7 @@ def test_a_teacher_schedules_and_approves_then_an_admin_stops_everything(
     admin = factories.UserFactory(organisation=school.organisation, role=User.Role.ORG_ADMIN)
 
     # 1. The teacher opens the student's schedules page.
-    _log_in(page, school.teacher)
+    log_in(page, school.teacher.username)
     section = _schedules_page(page, student)
     expect(section).to_contain_text(f"No active or paused schedules for {student.first_name}.")
     expect(section).to_contain_text("Assignments are high impact: each run waits for a teacher")

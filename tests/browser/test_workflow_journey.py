@@ -14,6 +14,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from classroom.demo import demo_school_seed
 from classroom.models import SchoolClass, Student
+from tests.browser.pages import log_in
 from workflow.models import AcuteRegressionAlert, BundleAssignment, ContextFlagLog, WorkflowDraft
 
 pytestmark = pytest.mark.browser
@@ -27,14 +28,6 @@ def demo(transactional_db) -> SchoolClass:
     regression and an intervention bundle, -0005 shares the bundle but its data stopped (QA_003)."""
     demo_school_seed(class_size=8)
     return SchoolClass.objects.get(platform_id="alg1-p2")
-
-
-def _log_in(page: Page) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(TEACHER)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
 
 
 def _at_step(page: Page, surface: str, step: str) -> None:
@@ -65,7 +58,7 @@ def test_one_student_from_recommendation_to_exit(page: Page, demo: SchoolClass) 
     student = Student.objects.get(platform_id="alg1-p2-0002")
     deferred = Student.objects.get(platform_id="alg1-p2-0005")
     name = student.full_name
-    _log_in(page)
+    log_in(page, TEACHER, PASSWORD)
 
     # The class page leads to the workflow, which starts at the Recommendations Panel.
     page.goto(f"/classes/{demo.pk}/")
