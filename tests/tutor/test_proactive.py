@@ -458,12 +458,16 @@ def test_the_dispatcher_process_sleeps_until_the_next_due_time(school, learner, 
 
     settings.PROACTIVE_POLL_SECONDS = 5
     now = timezone.now()
-    assert _until_next_due(now) == 5  # nothing scheduled: the poll period
+    pass_started = now - timedelta(seconds=3)
+    assert _until_next_due(now, pass_started) == 5  # nothing scheduled: the poll period
     task = _due(school, learner)
     ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=now + timedelta(seconds=2))
-    assert 2 <= _until_next_due(now) < 2.1
+    assert 2 <= _until_next_due(now, pass_started) < 2.1
     ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=now + timedelta(minutes=5))
-    assert _until_next_due(now) == 5
-    # Still due after a pass: another dispatcher holds it; look again shortly, do not spin.
+    assert _until_next_due(now, pass_started) == 5
+    # Fell due while the pass ran: the next pass at once.
     ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=now - timedelta(seconds=1))
-    assert _until_next_due(now) == HELD_ELSEWHERE_SECONDS
+    assert _until_next_due(now, pass_started) == 0
+    # Due before the pass began and due still: another dispatcher holds it; do not spin.
+    ScheduledTask.objects.filter(pk=task.pk).update(next_run_at=pass_started - timedelta(seconds=1))
+    assert _until_next_due(now, pass_started) == HELD_ELSEWHERE_SECONDS

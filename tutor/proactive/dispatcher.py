@@ -78,7 +78,7 @@ EVENT_STATUS = {
 class PassReport:
     claimed: int = 0  # runs the pass took: due now, or left claimed by a worker that died
     by_status: dict[str, int] = field(default_factory=dict)
-    # Per run: from its due time to its outcome (for a sent run: the platform's answer).
+    # Per run: from its due time to when its batch's outcomes were recorded.
     lateness_ms: list[int] = field(default_factory=list)
 
     def count(self, status: str) -> None:
@@ -127,14 +127,15 @@ def serve(stop: threading.Event, *, on_pass: Callable[[PassReport], None] = lamb
     beat_at = None
     while not stop.is_set():
         try:
+            started = timezone.now()
             with context.bind(source="worker"):  # each pass its own correlation id
-                report = run_due_tasks()
+                report = run_due_tasks(now=started)
             on_pass(report)
             now = timezone.now()
             if beat_at is None or now - beat_at >= HEARTBEAT_EVERY:
                 WorkerHeartbeat.objects.update_or_create(cluster=dispatcher_name(), defaults={"beat_at": now})
                 beat_at = now
-            wait = _until_next_due(now)
+            wait = _until_next_due(now, started)
         except DatabaseError:
             # The database went away (a restart, a failover): a new connection next time. What a
             # pass had claimed is taken again after PROACTIVE_RECLAIM_MINUTES, and sent once.
@@ -149,10 +150,11 @@ def dispatcher_name() -> str:
     return f"{settings.Q_CLUSTER['name']}:dispatcher"
 
 
-def _until_next_due(now: datetime) -> float:
+def _until_next_due(now: datetime, pass_started: datetime) -> float:
     """Seconds to sleep: until the earliest due time (the index on status and next_run_at), at
-    most the poll period. A due time already past after a pass is a task another dispatcher
-    holds: look again a moment later rather than spin."""
+    most the poll period; none for a task that fell due while the pass ran. One that was due
+    when the pass began and is due still is a task another dispatcher holds: look again a moment
+    later rather than spin."""
     poll = settings.PROACTIVE_POLL_SECONDS
     due = (
         ScheduledTask.objects.filter(status=ScheduledTask.Status.ACTIVE, next_run_at__isnull=False)
@@ -162,8 +164,9 @@ def _until_next_due(now: datetime) -> float:
     )
     if due is None:
         return poll
-    wait = (due - now).total_seconds()
-    return min(poll, wait + WAKE_MARGIN_SECONDS if wait > 0 else HELD_ELSEWHERE_SECONDS)
+    if due <= pass_started:
+        return HELD_ELSEWHERE_SECONDS
+    return min(poll, max(0.0, (due - now).total_seconds() + WAKE_MARGIN_SECONDS))
 
 
 def _claim(now: datetime) -> list[TaskRun]:
@@ -252,10 +255,7 @@ def process(
         for run in composed:
             _decide(run, controls, approved=approved)
             if run.status == TaskRun.Status.CLAIMED and controls.switch(run.task, "shadow_mode"):
-                run.status, run.rationale = (
-                    TaskRun.Status.SHADOW,
-                    "shadow mode: decided and recorded, not sent",
-                )
+                run.status, run.rationale = TaskRun.Status.SHADOW, SHADOW_RATIONALE
     outgoing = [run for run in runs if run.status == TaskRun.Status.CLAIMED]
     if outgoing:
         _send(outgoing, client)
@@ -418,9 +418,7 @@ def _finish(runs: list[TaskRun], started: float) -> None:
             )
         )
     with transaction.atomic():
-        bulk.update(
-            runs, ["status", "output", "rationale", "error", "llm_event_id", "dispatch", "duration_ms"]
-        )
+        bulk.update(runs, OUTCOME_FIELDS)
         record_events(events)
 
 
