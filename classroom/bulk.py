@@ -10,7 +10,9 @@ every call. On SQLite, multi-row VALUES in chunks, or one prepared statement run
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
@@ -85,7 +87,11 @@ def _adapter(field: Field) -> Callable[[Any], Any] | None:
 def update(objects: Sequence[Model], fields: Sequence[str]) -> None:
     """Write `fields` of every object (all of one model, saved before) in one statement, as
     `bulk_update` would, without its CASE per row and column: on a batch of 200 dispatcher runs
-    that compilation was half the pass's CPU. No signals are sent (as with `bulk_update`)."""
+    that compilation was half the pass's CPU. No signals are sent (as with `bulk_update`).
+
+    On PostgreSQL the rows go as one JSON document the server reads as a table
+    (`jsonb_to_recordset`): psycopg quotes a single string, where arrays of text (`unnest`) were
+    escaped element by element in Python, a sixth of the dispatcher's CPU."""
     if not objects:
         return
     meta = objects[0]._meta
@@ -94,23 +100,31 @@ def update(objects: Sequence[Model], fields: Sequence[str]) -> None:
     table = quote(meta.db_table)
     pk = meta.pk
     columns = [pk, *chosen]
-    values = [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objects]
-        for field in columns
+    rows = [
+        [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
+        for obj in objects
     ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            names = ", ".join(quote(field.column) for field in columns)
-            arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
+            shape = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in columns)
             sets = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in chosen)
+            document = [
+                {field.column: value for field, value in zip(columns, row, strict=True)} for row in rows
+            ]
             cursor.execute(
-                f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({names}) "
+                f"UPDATE {table} SET {sets} FROM jsonb_to_recordset(%s::jsonb) AS v({shape}) "
                 f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}",
-                values,
+                [json.dumps(document, default=_iso)],
             )
             return
         sets = ", ".join(f"{quote(field.column)} = %s" for field in chosen)
         cursor.executemany(
-            f"UPDATE {table} SET {sets} WHERE {quote(pk.column)} = %s",
-            [[*row[1:], row[0]] for row in zip(*values, strict=True)],
+            f"UPDATE {table} SET {sets} WHERE {quote(pk.column)} = %s", [[*row[1:], row[0]] for row in rows]
         )
+
+
+def _iso(value: Any) -> str:
+    """Times and dates for the JSON document, to the microsecond (PostgreSQL reads the offset)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value bulk.update can send")
