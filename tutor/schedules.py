@@ -51,7 +51,7 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         "proactive-dispatch",
         "tutor.tasks.run_due_tasks",
         "* * * * *",
-        "send the scheduled tasks that are due, each once, through the automation controls",
+        "the backstop of the dispatcher process (run_due_tasks): due scheduled tasks, each sent once",
     ),
     RecurringJob(
         "audit-retention",

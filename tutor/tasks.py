@@ -20,7 +20,8 @@ def heartbeat() -> None:
 
 
 def run_due_tasks() -> str:
-    """The "proactive-dispatch" schedule, every minute: one dispatcher pass."""
+    """The "proactive-dispatch" schedule, every minute: one dispatcher pass, the backstop of the
+    dispatcher process (`manage.py run_due_tasks`), which sends as tasks fall due."""
     with context.bind(source="worker"):
         result = dispatcher_pass()
     return f"{result.claimed} due: {result.by_status}"
