@@ -7,13 +7,24 @@ from django.utils import timezone
 
 
 class WorkerHeartbeat(models.Model):
-    """The last time a django-q2 worker ran the heartbeat task; /healthz reports its age."""
+    """The last time a django-q2 worker ran the heartbeat task, or the dispatcher process ran a
+    pass (its row is `dispatcher_cluster()`); /healthz reports their age."""
 
     cluster = models.CharField(max_length=100, primary_key=True)
     beat_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"{self.cluster} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def beat(cls, cluster: str) -> None:
+        """Idempotent: an upsert of one row."""
+        cls.objects.update_or_create(cluster=cluster, defaults={"beat_at": timezone.now()})
+
+    @staticmethod
+    def dispatcher_cluster() -> str:
+        """The dispatcher processes' row, beside the django-q2 cluster's."""
+        return f"{settings.Q_CLUSTER['name']}:dispatcher"
 
 
 class ChatMessage(models.Model):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.utils import timezone
 
 from audit import context
 from classroom.models import Student
@@ -14,9 +13,7 @@ from tutor.proactive.services import patterns_detect
 
 def heartbeat() -> None:
     """Proves a worker is taking tasks off the queue. Idempotent: an upsert of one row."""
-    WorkerHeartbeat.objects.update_or_create(
-        cluster=settings.Q_CLUSTER["name"], defaults={"beat_at": timezone.now()}
-    )
+    WorkerHeartbeat.beat(settings.Q_CLUSTER["name"])
 
 
 def run_due_tasks() -> str:

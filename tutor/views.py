@@ -8,7 +8,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from tutor.models import WorkerHeartbeat
-from tutor.proactive.dispatcher import dispatcher_name
 
 
 @never_cache
@@ -21,7 +20,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     pages, but scheduled work (or the sending of due messages) is not running and an operator
     should look.
     """
-    names = {"worker": settings.Q_CLUSTER["name"], "dispatcher": dispatcher_name()}
+    names = {"worker": settings.Q_CLUSTER["name"], "dispatcher": WorkerHeartbeat.dispatcher_cluster()}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

@@ -67,6 +67,14 @@ def _create(page: Page, *, kind: str, cron: str, time_zone: str, intent: str) ->
     return page.locator(SCHEDULES)
 
 
+def _press(page: Page, button: Locator, card: str) -> Locator:
+    """Press a schedule card's button; the section is swapped in place; the card as it is now."""
+    mark_for_swap(page, SCHEDULES)
+    button.click()
+    wait_for_swap(page, SCHEDULES)
+    return page.locator(SCHEDULES).get_by_role("article", name=card)
+
+
 def _schedules_page(page: Page, student: Student) -> Locator:
     page.goto(f"/students/{student.pk}/schedules/")
     expect(page.locator("h1")).to_have_text(f"Schedules and proactive messages for {student.full_name}")
@@ -110,19 +118,13 @@ def _nudge_paused_resumed_and_cancelled(page: Page, student: Student) -> None:
     expect(card).to_contain_text("No runs yet.")
     expect(section.locator("#error-cron")).to_have_count(0)
 
-    mark_for_swap(page, SCHEDULES)
-    card.get_by_role("button", name="Pause").click()
-    wait_for_swap(page, SCHEDULES)
-    card = page.locator(SCHEDULES).get_by_role("article", name=f"Nudge {task.pk}")
+    card = _press(page, card.get_by_role("button", name="Pause"), f"Nudge {task.pk}")
     expect(card.get_by_role("status")).to_have_text(f"Paused: nudge “{NUDGE}”.")
     expect(card.locator("header .badge")).to_have_text("Paused")
     expect(card.locator(".next")).to_have_text("not due while paused")
     expect(card.get_by_role("button", name="Pause")).to_have_count(0)
 
-    mark_for_swap(page, SCHEDULES)
-    card.get_by_role("button", name="Resume").click()
-    wait_for_swap(page, SCHEDULES)
-    card = page.locator(SCHEDULES).get_by_role("article", name=f"Nudge {task.pk}")
+    card = _press(page, card.get_by_role("button", name="Resume"), f"Nudge {task.pk}")
     expect(card.get_by_role("status")).to_have_text(f"Resumed: nudge “{NUDGE}”.")
     expect(card.locator("header .badge")).to_have_text("Active")
     expect(card.locator(".next")).to_have_text(next_run)
@@ -172,10 +174,7 @@ def _assignment_approved_and_sent_once(page: Page, student: Student, platform) -
     expect(row.locator(".badge")).to_have_text("Waiting for approval")
     expect(row).to_contain_text("Assignment is high impact: the teacher approves it")
 
-    mark_for_swap(page, SCHEDULES)
-    row.get_by_role("button", name="Approve and send").click()
-    wait_for_swap(page, SCHEDULES)
-    card = page.locator(SCHEDULES).get_by_role("article", name=f"Assignment {task.pk}")
+    card = _press(page, row.get_by_role("button", name="Approve and send"), f"Assignment {task.pk}")
     expect(card.get_by_role("status")).to_have_text(f"Approved and sent to {student.first_name}.")
     row = card.locator("table.runs tbody tr")
     expect(row.locator(".badge")).to_have_text("Sent")

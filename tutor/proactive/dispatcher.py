@@ -133,7 +133,7 @@ def serve(stop: threading.Event, *, on_pass: Callable[[PassReport], None] = lamb
             on_pass(report)
             now = timezone.now()
             if beat_at is None or now - beat_at >= HEARTBEAT_EVERY:
-                WorkerHeartbeat.objects.update_or_create(cluster=dispatcher_name(), defaults={"beat_at": now})
+                WorkerHeartbeat.beat(WorkerHeartbeat.dispatcher_cluster())
                 beat_at = now
             wait = _until_next_due(now, started)
         except DatabaseError:
@@ -143,11 +143,6 @@ def serve(stop: threading.Event, *, on_pass: Callable[[PassReport], None] = lamb
             connection.close()
             wait = settings.PROACTIVE_POLL_SECONDS
         stop.wait(wait)
-
-
-def dispatcher_name() -> str:
-    """The dispatcher processes' heartbeat row, beside the django-q2 cluster's."""
-    return f"{settings.Q_CLUSTER['name']}:dispatcher"
 
 
 def _until_next_due(now: datetime, pass_started: datetime) -> float:
