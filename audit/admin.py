@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db.models import QuerySet, URLField
 from django.http import HttpRequest
 
-from audit.models import ActivityEvent, Failure, NotificationDelivery, NotificationSettings
+from audit.models import ActivityEvent, Checkpoint, Failure, NotificationDelivery, NotificationSettings
 from audit.services import record
 
 
@@ -108,3 +108,11 @@ class NotificationDeliveryAdmin(ReadOnlyModelAdmin):
     list_display = ["claimed_at", "organisation_id", "item_key", "channel", "status", "attempts", "sent_at"]
     list_filter = ["status", "channel"]
     search_fields = ["item_key"]
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyModelAdmin):
+    """The signed chain heads sent out each day; the copies that count are the ones sent."""
+
+    list_display = ["taken_at", "organisation_id", "seq", "key_id"]
+    list_filter = ["organisation_id"]

@@ -77,8 +77,15 @@ class ActivityEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     # Tamper evidence (audit.chain): position in the organisation's chain and the hashes.
     seq = models.BigIntegerField(help_text="Position in its organisation's hash chain, from 1.")
-    personal_digest = models.CharField(max_length=64, help_text="SHA-256 of actor name, rationale, details.")
-    hash = models.CharField(max_length=64, help_text="SHA-256 over this event and the previous hash.")
+    key_id = models.CharField(
+        max_length=32, help_text="The chain key its digest and hash are under (AUDIT_CHAIN_KEY_ID)."
+    )
+    personal_digest = models.CharField(
+        max_length=64, help_text="HMAC-SHA256 of actor name, rationale, details under the chain key."
+    )
+    hash = models.CharField(
+        max_length=64, help_text="HMAC-SHA256 under the chain key over this event and the previous hash."
+    )
     redacted_at = models.DateTimeField(
         null=True, blank=True, help_text="When retention blanked the personal details."
     )
@@ -114,7 +121,10 @@ class ActivityEvent(models.Model):
 
 
 class ChainHead(models.Model):
-    """The newest link of one organisation's chain (organisation 0: events of no organisation)."""
+    """The newest link of one organisation's chain (organisation 0: events of no organisation).
+
+    Only ever moved forward, once per append (on PostgreSQL a trigger refuses anything else).
+    """
 
     organisation_id = models.BigIntegerField(primary_key=True)
     seq = models.BigIntegerField(default=0)
@@ -122,6 +132,27 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"chain of organisation {self.organisation_id} at seq {self.seq}"
+
+
+class Checkpoint(models.Model):
+    """A signed copy of one organisation's chain head, taken daily and sent to its notification
+    channels, so that the head is also known outside the database (audit.checkpoints)."""
+
+    organisation_id = models.BigIntegerField()
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    taken_at = models.DateTimeField()
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=64, help_text="HMAC-SHA256 under the chain key's checkpoint key.")
+
+    class Meta:
+        ordering = ["-taken_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation_id", "seq"], name="checkpoint_once_per_head")
+        ]
+
+    def __str__(self) -> str:
+        return f"checkpoint of organisation {self.organisation_id} at seq {self.seq}"
 
 
 class Failure(models.Model):

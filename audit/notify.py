@@ -8,6 +8,11 @@ workers never send the same item twice: a `sent` row is never sent again, a `sen
 to the worker that claimed it for `CLAIM_TIMEOUT` (after that its worker is presumed dead and the
 attempt counts as lost), and a `failed` one is retried on later runs until `MAX_ATTEMPTS`.
 
+Checkpoints go the same way: the latest signed checkpoint of the organisation's chain head
+(`audit.checkpoints`) is an item too, a JSON document attached to the email and quoted in the
+Slack post, for the recipient to keep outside the database. The daily "audit-checkpoint" job sends
+it as soon as it is taken (`send_checkpoints`); a failed attempt is retried here.
+
 Every attempt is an activity event of the organisation: `notification.sent`, or
 `notification.failed` with a hint naming what to fix. The Slack webhook URL is a secret: it
 never appears in an event, a failure or a delivery's error.
@@ -20,6 +25,7 @@ organisation requested at or before `older_than`. None is registered yet.
 
 from __future__ import annotations
 
+import json
 import smtplib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -35,7 +41,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from audit.models import Failure, NotificationDelivery, NotificationSettings
+from audit import checkpoints
+from audit.models import Checkpoint, Failure, NotificationDelivery, NotificationSettings
 from audit.services import failure_clear, record, record_failure
 
 ACTOR = "system:notify"
@@ -71,6 +78,8 @@ class Message:
     subject: str
     email_body: str
     slack_text: str
+    # Files attached to the email: (file name, content, MIME type).
+    attachments: tuple[tuple[str, str, str], ...] = ()
 
 
 class DeliveryError(Exception):
@@ -97,27 +106,53 @@ def notify(*, now: datetime | None = None) -> NotifyReport:
     report = NotifyReport()
     _give_up_abandoned(now=now)
     approvals = _pending_approvals(now=now)
-    for config in NotificationSettings.objects.order_by("organisation_id"):
-        channels = _channels(config)
-        if not channels:
-            continue
+    for config, channels in _configured():
         items = []
         if config.notify_high_failures:
             items += [_failure_item(f) for f in _open_high_failures(config.organisation_id)]
         if config.notify_pending_approvals:
             items += [_approval_item(a, now=now) for a in approvals.get(config.organisation_id, [])]
-        for item in items:
-            for channel, send in channels:
-                delivery = _claim(
-                    organisation_id=config.organisation_id, item_key=item.key, channel=channel, now=now
-                )
-                if delivery is None:
-                    report.skipped += 1
-                elif _deliver(delivery, config=config, send=send, message=item.message):
-                    report.sent += 1
-                else:
-                    report.failed += 1
+        items += _checkpoint_items(config.organisation_id)
+        _send(config, channels, items, report=report, now=now)
     return report
+
+
+def send_checkpoints(*, now: datetime | None = None) -> NotifyReport:
+    """Send the latest checkpoint of every organisation that configured a channel, once per
+    channel: the daily job runs it right after taking the checkpoints."""
+    now = now or timezone.now()
+    report = NotifyReport()
+    for config, channels in _configured():
+        _send(config, channels, _checkpoint_items(config.organisation_id), report=report, now=now)
+    return report
+
+
+def _configured() -> Iterable[tuple[NotificationSettings, list[tuple[str, Sender]]]]:
+    for config in NotificationSettings.objects.order_by("organisation_id"):
+        channels = _channels(config)
+        if channels:
+            yield config, channels
+
+
+def _send(
+    config: NotificationSettings,
+    channels: list[tuple[str, Sender]],
+    items: list[_Item],
+    *,
+    report: NotifyReport,
+    now: datetime,
+) -> None:
+    for item in items:
+        for channel, send in channels:
+            delivery = _claim(
+                organisation_id=config.organisation_id, item_key=item.key, channel=channel, now=now
+            )
+            if delivery is None:
+                report.skipped += 1
+            elif _deliver(delivery, config=config, send=send, message=item.message):
+                report.sent += 1
+            else:
+                report.failed += 1
 
 
 # Items -------------------------------------------------------------------------------------------
@@ -223,6 +258,40 @@ def _approval_item(approval: PendingApproval, *, now: datetime) -> _Item:
     return _Item(
         key=f"approval:{approval.key}",
         message=Message(f"{SUBJECT_PREFIX} Approval waiting {hours} h: {summary}", body, text),
+    )
+
+
+def _checkpoint_items(organisation_id: int) -> list[_Item]:
+    """The organisation's latest checkpoint: an older one that never went out is superseded."""
+    latest = Checkpoint.objects.filter(organisation_id=organisation_id).order_by("-seq").first()
+    return [] if latest is None else [_checkpoint_item(latest)]
+
+
+def _checkpoint_item(checkpoint: Checkpoint) -> _Item:
+    text = json.dumps(checkpoints.document(checkpoint), indent=2)
+    name = f"audit-checkpoint-{checkpoint.organisation_id}-{checkpoint.seq}.json"
+    when = _when(checkpoint.taken_at)
+    check = "python manage.py verify_audit --checkpoint FILE"
+    body = (
+        f"The activity log of your organisation stood at seq {checkpoint.seq} on {when}. The attached "
+        f"file ({name}) is that chain head, signed.\n\n"
+        "Keep it somewhere the Proactive Tutor database cannot reach (this mailbox will do). Whoever "
+        f"later checks the log runs `{check}` with it: it fails if any event up to this one was "
+        "deleted or changed since.\n\n"
+        f"{text}\n"
+    )
+    slack = (
+        f":lock: *Audit checkpoint:* the activity log at seq {checkpoint.seq}, {when}. Save the JSON "
+        f"below as a file and keep it: `{check}` checks the log against it.\n```{text}```"
+    )
+    return _Item(
+        key=f"checkpoint:{checkpoint.pk}",
+        message=Message(
+            f"{SUBJECT_PREFIX} Audit checkpoint: the log at seq {checkpoint.seq}",
+            body,
+            slack,
+            attachments=((name, text, "application/json"),),
+        ),
     )
 
 
@@ -364,6 +433,7 @@ def _send_email(config: NotificationSettings, message: Message) -> None:
         body=message.email_body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=config.recipients,
+        attachments=list(message.attachments),
     )
     try:
         email.send(fail_silently=False)

@@ -84,32 +84,33 @@ def new_event(
         source=source or ctx.source,
         correlation_id=ctx.correlation_id,
         details=details,
-        personal_digest=chain.personal_digest(actor_name, why, details),
     )
 
 
 def record_events(events: Sequence[ActivityEvent]) -> list[ActivityEvent]:
     """Append events made by `new_event` to their organisations' chains, in the order given, in
-    one transaction: each chain's head is locked and moved once for all of its events (in the
-    order of the organisations' ids, so two writers never wait on each other in a circle) and
-    the events go in one INSERT. A worker recording a batch of runs takes each lock once, not
-    once per event. Call it inside the transaction of the writes the events describe."""
+    one transaction: each chain's head is locked (in the order of the organisations' ids, so two
+    writers never wait on each other in a circle) and moved once for all of its events, and the
+    events go in one INSERT. A worker recording a batch of runs takes each lock once, not once per
+    event. Call it inside the transaction of the writes the events describe.
+
+    Raises `chain.ChainHeadMissingError` for a chain whose head was deleted: its events would
+    otherwise restart at seq 1."""
     if not events:
         return []
     by_chain: dict[int, list[ActivityEvent]] = {}
     for event in events:
         by_chain.setdefault(chain.chain_key(event.organisation_id), []).append(event)
     with transaction.atomic():
-        starts = {key: chain.advance_head(key, len(group)) for key, group in sorted(by_chain.items())}
+        heads = {key: chain.lock_head(key) for key in sorted(by_chain)}
         # Stamped once every head is held: a chain's times never go back along its sequence.
         now = timezone.now()
         for key, group in by_chain.items():
-            seq, prev_hash = starts[key]
             for event in group:
-                event.seq, event.occurred_at = seq, now
-                event.hash = chain.event_hash(prev_hash, {**vars(event), "actor_id": event.actor_id})
-                seq, prev_hash = seq + 1, event.hash
-            chain.set_head(key, prev_hash)
+                event.occurred_at = now
+            seq, prev_hash = heads[key]
+            last_seq, last_hash = chain.link(group, seq=seq + 1, prev_hash=prev_hash)
+            chain.move_head(key, seq=last_seq, hash=last_hash)
         ActivityEvent.objects.append_chained(list(events))
     return list(events)
 

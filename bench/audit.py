@@ -132,6 +132,7 @@ COPY_COLUMNS = (
     "details",
     "seq",
     "personal_digest",
+    "key_id",
     "hash",
 )
 
@@ -219,6 +220,8 @@ def child_env(url: str) -> dict[str, str]:
     }
     if not os.environ.get("SECRET_KEY"):
         env["SECRET_KEY"] = BENCH_SECRET_KEY
+    if not os.environ.get("AUDIT_CHAIN_KEY"):
+        env["AUDIT_CHAIN_KEY"] = f"{env['SECRET_KEY']}-audit-chain"
     return env
 
 
@@ -558,7 +561,10 @@ class History:
         self.events = events
         self.rng = random.Random(seed)
         self.seq = first_seq - 1
+        from audit import chain
+
         self.prev_hash = prev_hash
+        self.key_id = chain.keyring().current.id
         self.start = start
         self.end = datetime.now(UTC) - timedelta(minutes=2)
         self.clock = self.last_us = _us(start)
@@ -659,6 +665,7 @@ class History:
             "source": source,
             "correlation_id": correlation_id,
             "personal_digest": digest,
+            "key_id": self.key_id,
         }
         self.prev_hash = chain.event_hash(self.prev_hash, fields)
         self.hash_s += time.perf_counter() - started
@@ -687,6 +694,7 @@ class History:
             details_json,
             self.seq,
             digest,
+            self.key_id,
             self.prev_hash,
         )
 

@@ -77,7 +77,8 @@ DEVELOPER_DB = REPO_ROOT / "db.sqlite3"
 
 def bench_env(url: str, *, debug: bool, secret_key: str, **extra: str) -> dict[str, str]:
     """The environment of a bench's subprocess: its own database, the project's settings, DEBUG
-    off unless asked (with DEBUG on, Django keeps every query), and a stand-in SECRET_KEY."""
+    off unless asked (with DEBUG on, Django keeps every query), and a stand-in SECRET_KEY and
+    AUDIT_CHAIN_KEY (both required when DEBUG=0)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -87,6 +88,8 @@ def bench_env(url: str, *, debug: bool, secret_key: str, **extra: str) -> dict[s
     }
     if not debug and not os.environ.get("SECRET_KEY"):
         env["SECRET_KEY"] = secret_key
+    if not debug and not os.environ.get("AUDIT_CHAIN_KEY"):
+        env["AUDIT_CHAIN_KEY"] = f"{secret_key}-audit-chain"
     return env
 
 

@@ -64,6 +64,7 @@ def test_install_schedules_is_idempotent(db):
         "sync-platform-nightly",
         "audit-notify",
         "audit-retention",
+        "audit-checkpoint",
         "plan-drafts-expiry",
         "workflow-recommendations",
         "proactive-dispatch",

@@ -59,4 +59,10 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         settings.AUDIT_RETENTION_CRON,
         "blank the personal details of events older than AUDIT_RETENTION_DAYS",
     ),
+    RecurringJob(
+        "audit-checkpoint",
+        "audit.tasks.checkpoint",
+        settings.AUDIT_CHECKPOINT_CRON,
+        "sign each organisation's audit chain head and send it to its email and Slack channels",
+    ),
 )

@@ -157,6 +157,7 @@ AUDITLOG_CID_GETTER = "audit.context.current_correlation_id"
 # app through this object (audit imports no other app; see audit.directory).
 AUDIT_DIRECTORY = "classroom.audit_directory.ClassroomDirectory"
 # Events older than this lose their personal details (`manage.py redact_audit`, nightly); 0 keeps them.
+# PostgreSQL enforces it too, with the value `migrate` last installed: run migrate after changing it.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)
 AUDIT_PAGE_SIZE = env_int("AUDIT_PAGE_SIZE", 50)
 # Take the request's correlation id from an X-Correlation-ID header (only behind a proxy that sets it).
@@ -170,6 +171,19 @@ AUDIT_APPROVAL_SOURCES: list[str] = [
 AUDIT_APPROVAL_NOTIFY_HOURS = env_int("AUDIT_APPROVAL_NOTIFY_HOURS", 24)
 AUDIT_NOTIFY_CRON = env_str("AUDIT_NOTIFY_CRON", "*/10 * * * *")
 AUDIT_RETENTION_CRON = env_str("AUDIT_RETENTION_CRON", "45 3 * * *")
+# The key of the activity log's hash chain (HMAC-SHA256). It lives outside the database, so whoever
+# can write the tables cannot re-hash them. Rotate by setting a new key and id and moving the old
+# pair into AUDIT_CHAIN_RETIRED_KEYS (`id:secret,id:secret`), which older events keep verifying with.
+_DEV_CHAIN_KEY = "dev-only-insecure-audit-chain-key-set-AUDIT_CHAIN_KEY-in-production"
+AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", _DEV_CHAIN_KEY if DEBUG else "")
+if not AUDIT_CHAIN_KEY or (not DEBUG and AUDIT_CHAIN_KEY == _DEV_CHAIN_KEY):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be set when DEBUG=0")
+AUDIT_CHAIN_KEY_ID = env_str("AUDIT_CHAIN_KEY_ID", "dev" if AUDIT_CHAIN_KEY == _DEV_CHAIN_KEY else "1")
+AUDIT_CHAIN_RETIRED_KEYS = env_list("AUDIT_CHAIN_RETIRED_KEYS", [])
+# Daily: each organisation's chain head, signed, to its notification channels (audit.checkpoints).
+AUDIT_CHECKPOINT_CRON = env_str("AUDIT_CHECKPOINT_CRON", "55 3 * * *")
 # Base URL of the console in links sent by email and Slack.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 

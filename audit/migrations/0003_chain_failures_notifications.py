@@ -7,8 +7,9 @@ from django.db import migrations, models
 
 
 def chain_existing_events(apps, schema_editor):
-    """Give events recorded before the chain existed their place in it, oldest first."""
-    from audit import chain
+    """Give events recorded before the chain existed their place in it, oldest first (with the
+    unkeyed chain of the time: 0005 re-chains them under the chain key)."""
+    from audit.migrations import _unkeyed as chain
 
     ActivityEvent = apps.get_model("audit", "ActivityEvent")
     ChainHead = apps.get_model("audit", "ChainHead")
