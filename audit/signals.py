@@ -6,8 +6,12 @@ from typing import Any
 
 from auditlog.models import LogEntry
 from auditlog.signals import post_log
+from axes.helpers import get_client_ip_address, get_cool_off, get_failure_limit
+from axes.signals import user_locked_out
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
+from django.utils import timezone
 from django_q.signals import post_execute
 
 from audit import context
@@ -17,9 +21,24 @@ from audit.services import failure_clear, record, record_failure
 WORKER = "system:worker"
 
 
+def _address(request: Any) -> str | None:
+    """The client's address as the sign-in throttle counts it (AXES_CLIENT_IP_CALLABLE)."""
+    return get_client_ip_address(request) if request is not None else None
+
+
+def _account(username: str) -> Any:
+    """The account a sign-in named, if there is one: its organisation's compliance staff see the
+    attempt. The log, not the sign-in page, is where it shows whether the account exists."""
+    if not username:
+        return None
+    user_model = get_user_model()
+    return user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+
+
 @receiver(user_logged_in)
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    record(verb="user.logged_in", actor=user, target=user)
+    address = _address(request)
+    record(verb="user.logged_in", actor=user, target=user, details={"address": address} if address else None)
 
 
 @receiver(user_logged_out)
@@ -30,12 +49,45 @@ def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 @receiver(user_login_failed)
 def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
-    # Only the username that was tried: never the password.
+    """Under the organisation of the account named, with the address. Only the username that was
+    tried, never the password. axes has counted this failure already (its app comes first in
+    INSTALLED_APPS): a count past the limit means the lock refused it before any password check."""
+    username = str(credentials.get("username", ""))[:150]
+    address = _address(request)
+    failures = getattr(request, "axes_failures_since_start", None)
+    refused = failures is not None and failures > get_failure_limit(request, credentials)
+    what = (
+        "refused while sign-in is locked after too many failures" if refused else "wrong username or password"
+    )
     record(
         verb="user.login_failed",
-        actor_name=str(credentials.get("username", ""))[:150] or "anonymous",
+        actor_name=username or "anonymous",
+        target=_account(username),
         status=ActivityEvent.Status.FAILED,
-        why="wrong username or password",
+        why=f"{what}, from {address or 'an unknown address'}",
+        details={"address": address, "failures": failures},
+    )
+
+
+@receiver(user_locked_out)
+def _locked_out(
+    sender: Any, request: Any, username: str | None, ip_address: str | None, **kwargs: Any
+) -> None:
+    """Once per lock, at the failure that reached the limit; axes signals again at every try while
+    locked, and `_login_failed` records those."""
+    failures = request.axes_failures_since_start
+    limit = get_failure_limit(request, request.axes_credentials)
+    if failures != limit:
+        return
+    until = timezone.localtime(request.axes_attempt_time + get_cool_off(request))
+    record(
+        verb="user.locked_out",
+        actor_name=(username or "")[:150] or "anonymous",
+        target=_account(username or ""),
+        status=ActivityEvent.Status.FAILED,
+        why=f"sign-in locked until {until:%H:%M %Z} after {failures} failed sign-ins for this account "
+        f"or from {ip_address or 'an unknown address'}",
+        details={"address": ip_address, "failures": failures, "limit": limit, "until": until.isoformat()},
     )
 
 

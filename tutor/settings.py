@@ -6,6 +6,7 @@ SECRET_KEY, DEBUG=0, ALLOWED_HOSTS and DATABASE_URL (see README, "Configuration"
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -37,6 +38,8 @@ INSTALLED_APPS = [
     "guardian",
     "auditlog",
     "django_q",
+    # Before audit: its sign-in receivers read what axes has just counted on the request.
+    "axes",
     "audit",
     "classroom",
     "plans",
@@ -56,6 +59,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "audit.middleware.AuditContextMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    # Turns a sign-in refused for too many failures into the lock-out page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tutor.urls"
@@ -95,6 +100,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "classroom.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -108,6 +115,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/dashboard/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Sign-in throttling (django-axes, counted in the database so that every web process shares the
+# counts): an account is locked after AXES_FAILURE_LIMIT failed sign-ins within the cool-off, from
+# whatever addresses, and so is an address after as many failures, for whatever accounts. A lock
+# lasts AXES_COOLOFF_MINUTES after the latest try (a try while locked starts it again); an admin
+# lifts it sooner in Admin → Axes → Access attempts or with `manage.py axes_reset_username NAME`.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A successful sign-in clears the account's count only (classroom.sign_in.SignInHandler): axes'
+# AXES_RESET_ON_SUCCESS also clears the address's, so someone signing into their own account
+# between guesses at other people's passwords would never reach the limit.
+AXES_RESET_ON_SUCCESS = False
+AXES_HANDLER = "classroom.sign_in.SignInHandler"
+AXES_CLIENT_IP_CALLABLE = "classroom.sign_in.client_address"
+AXES_LOCKOUT_CALLABLE = "classroom.sign_in.locked_out"
+# Sign-ins are in the audit log with their addresses, under its retention; not in a second log without one.
+AXES_DISABLE_ACCESS_LOG = True
+# How many proxies in front each append the address they received from to X-Forwarded-For. 0 trusts
+# no such header: any client can send one, and would then choose the address it is counted under.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -270,6 +298,8 @@ LOGGING = {
     # One line per platform request is noise; failures reach the SyncRun and the audit log.
     "loggers": {"httpx": {"level": "WARNING"}},
 }
+# axes' warnings (each failed sign-in, each lock-out) stay; its step-by-step notes are noise.
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 
 # LLM gateway (tutor.llm). Without a key the tutor answers with its rule-based fallback, labelled as such.
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
