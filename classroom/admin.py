@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from audit.admin import AuditedModelAdmin
 from classroom import models, services
+from classroom.api_auth import api_token_revoke
 
 
 @admin.register(models.Organisation)
@@ -33,6 +35,69 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     search_fields = ["username", "first_name", "last_name", "email"]
     fieldsets = (*DjangoUserAdmin.fieldsets, ("School", {"fields": ["organisation", "role"]}))
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("School", {"fields": ["organisation", "role"]}))
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        # The new password and the revocation of the user's API tokens commit together or not at all.
+        with transaction.atomic():
+            return super().user_change_password(request, id, form_url)
+
+
+class ApiTokenStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return models.ApiToken.State.choices
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[models.ApiToken]
+    ) -> QuerySet[models.ApiToken]:
+        return queryset.in_state(self.value()) if self.value() in models.ApiToken.State.values else queryset
+
+
+@admin.register(models.ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made by `create_api_token` and revoked through their service, which records each
+    revocation: here an admin reads them and revokes. Nobody sees or edits a key's digest."""
+
+    list_display = [
+        "prefix",
+        "user",
+        "name",
+        "state_label",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = [ApiTokenStateFilter, "user__organisation", "expires_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["prefix", "name", "user__username", "user__first_name", "user__last_name"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # The list's revoke action asks for the change permission; a token's own page stays read-only.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state_label(self, token: models.ApiToken) -> str:
+        return models.ApiToken.State(token.state).label
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[models.ApiToken]) -> None:
+        done = sum(
+            api_token_revoke(token=token, by=request.user, why="revoked in the Django admin")
+            for token in queryset.select_related("user")
+        )
+        self.message_user(request, f"Revoked {done} token(s).")
 
 
 class TeacherAssignmentInline(admin.TabularInline):

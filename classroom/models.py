@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.hashers import is_password_usable
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import pre_save
+from django.dispatch import receiver
+from django.utils import timezone
 
 
 class Organisation(models.Model):
@@ -526,9 +530,30 @@ class Alert(models.Model):
         return self.state == self.State.RESOLVED and self.resolved_by_id is None
 
 
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> ApiTokenQuerySet:
+        """Tokens that still work: neither revoked nor past their expiry."""
+        return self.in_state(ApiToken.State.ACTIVE)
+
+    def in_state(self, state: str) -> ApiTokenQuerySet:
+        """The tokens whose `ApiToken.state` is `state`, as a query."""
+        if state == ApiToken.State.REVOKED:
+            return self.filter(revoked_at__isnull=False)
+        now = timezone.now()
+        if state == ApiToken.State.EXPIRED:
+            return self.filter(revoked_at__isnull=True, expires_at__lte=now)
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+
+
 class ApiToken(models.Model):
     """A bearer token for the JSON API (`manage.py create_api_token USERNAME`). Only its SHA-256
-    is stored; the token itself is shown once."""
+    is stored; the token itself is shown once. It works until it expires or is revoked (Admin →
+    API tokens, `manage.py revoke_api_token`, or a change of its user's password)."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, blank=True)
@@ -536,7 +561,47 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        help_text="It stops working then: API_TOKEN_TTL_DAYS after it was made, or create_api_token --days."
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.prefix}… of {self.user}"
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        return self.State.ACTIVE if self.expires_at > timezone.now() else self.State.EXPIRED
+
+
+@receiver(pre_save, sender=User)
+def _password_change_revokes_api_tokens(
+    sender: type[User], instance: User, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    """A new password, or none (password sign-in turned off), ends the user's API tokens: revoked
+    before the password is written, in the caller's transaction (the admin's password page has
+    one); without one, a failed save can leave tokens revoked, never a new password beside them.
+    Here rather than in a signals module so that it is connected wherever the model is loaded,
+    `manage.py changepassword` included."""
+    if raw or instance._state.adding or (update_fields is not None and "password" not in update_fields):
+        return
+    # set_password() keeps the new password in `_password` until the save, as Django's own
+    # password_changed() hook reads it; a sign-in that rehashes the same password clears it first.
+    changed = instance._password is not None
+    if not changed and not instance.has_usable_password():
+        stored = User.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+        changed = is_password_usable(stored)
+    if changed:
+        # Imported here: the service module imports this one.
+        from classroom.api_auth import api_token_revoke_all
+
+        api_token_revoke_all(
+            user=instance, why="revoked because the password changed", actor_name="system:auth"
+        )

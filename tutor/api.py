@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
-from classroom.api_auth import API_AUTH
+from classroom.api_auth import API_AUTH, TokenRefused
 from plans.api import router as plans_router
 from plans.schema import PlanInvalid
 from plans.services import PublishConflict
@@ -43,12 +43,13 @@ def _error(
 
 @api.exception_handler(AuthenticationError)
 def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return _error(
-        request,
-        401,
-        "unauthorized",
-        "send Authorization: Bearer <token> (manage.py create_api_token USERNAME)",
+    # A token that has expired or been revoked says so; any other refusal says how to send one.
+    detail = (
+        exc.message
+        if isinstance(exc, TokenRefused)
+        else "send Authorization: Bearer <token> (manage.py create_api_token USERNAME)"
     )
+    return _error(request, 401, "unauthorized", detail)
 
 
 @api.exception_handler(PermissionDenied)

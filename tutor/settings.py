@@ -136,6 +136,8 @@ AXES_DISABLE_ACCESS_LOG = True
 # How many proxies in front each append the address they received from to X-Forwarded-For. 0 trusts
 # no such header: any client can send one, and would then choose the address it is counted under.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# A bearer token for the JSON API stops working this many days after it is made (`create_api_token --days N`).
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 90)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
