@@ -28,6 +28,8 @@ from audit.services import failure_resolve, record
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_ROWS_PER_CHUNK = 500
+# The longest note a failure's resolution takes (the log keeps it as the event's rationale).
+NOTE_LIMIT = 500
 
 
 def with_reach(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -188,7 +190,15 @@ def failure_resolve_view(request: HttpRequest, reach: Reach, pk: int) -> HttpRes
     failure = get_object_or_404(selectors.open_failures(reach), pk=pk)
     if not _can_resolve(request.user):
         return HttpResponse("Only organisation admins and compliance staff resolve failures.", status=403)
-    note = request.POST.get("note", "").strip()[:500]
+    note = request.POST.get("note", "").strip()
+    if len(note) > NOTE_LIMIT:
+        problem = f"note: is {len(note):,} characters long; the limit is {NOTE_LIMIT:,}"
+        context = {
+            "failures": list(selectors.open_failures(reach)[:200]),
+            "can_resolve": True,
+            "error": problem,
+        }
+        return render(request, "audit/failures.html", context, status=400)
     try:
         failure_resolve(failure, by=request.user, note=note)
     except ValueError as error:

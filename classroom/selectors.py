@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from audit.models import ActivityEvent
 from classroom.access import alerts_for, classes_for, students_for
+from classroom.inputs import SEARCH, check_text, parse_id
 from classroom.models import (
     Alert,
     Assignment,
@@ -78,14 +79,13 @@ class RosterQuery:
         if status not in FILTERS:
             status = "all"
         if class_id is None:
-            class_param = params.get("class", "")
-            class_id = int(class_param) if class_param.isdigit() else None
+            class_id = parse_id(params.get("class", ""), field="class")
         page = params.get("page", "1")
         return cls(
             sort=sort,
             descending=descending,
             status=status,
-            search=params.get("q", "").strip()[:100],
+            search=check_text(params.get("q", "").strip(), field="q", limit=SEARCH),
             class_id=class_id,
             page=int(page) if page.isdigit() and int(page) > 0 else 1,
         )

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from audit.services import record
 from classroom import rules
+from classroom.inputs import NOTE, check_text
 from classroom.locks import advisory_xact_lock
 from classroom.models import Alert, Assignment, DailyPerformance, Organisation, Student, User
 
@@ -217,8 +218,8 @@ def alert_acknowledge(*, alert: Alert, by: User) -> Alert:
 def alert_resolve(*, alert: Alert, by: User, note: str = "") -> Alert:
     """Close an alert by hand. If its condition still holds at the next check, a new alert opens."""
     _require_actor(by)
+    note = check_text(note.strip(), field="note", limit=NOTE)
     now = timezone.now()
-    note = note.strip()[:2000]
     claimed = Alert.objects.filter(
         pk=alert.pk, state__in=[Alert.State.OPEN, Alert.State.ACKNOWLEDGED]
     ).update(state=Alert.State.RESOLVED, resolved_at=now, resolved_by=by, resolution_note=note)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from classroom.access import get_student_for_user
+from classroom.access import can_act_for, get_student_for_user
+from classroom.inputs import PLAN_TEXT, RATIONALE, Id
 from plans import schema, selectors, services
 from plans.interpret import interpret
 from plans.models import PlanDraft
@@ -17,9 +19,11 @@ router = Router(tags=["study plans"])
 
 
 class DraftIn(Schema):
-    text: str | None = Field(default=None, max_length=4000, description="A change in plain words.")
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["plan"]}]})
+
+    text: str | None = Field(default=None, max_length=PLAN_TEXT, description="A change in plain words.")
     plan: dict[str, Any] | None = Field(default=None, description="A whole proposed plan document.")
-    rationale: str = Field(default="", max_length=4000, description="Why the plan should change.")
+    rationale: str = Field(default="", max_length=RATIONALE, description="Why the plan should change.")
     dry_run: bool = Field(default=False, description="Validate and diff only; store nothing.")
 
 
@@ -29,8 +33,8 @@ class ErrorOut(Schema):
     fields: dict[str, list[str]] = {}
 
 
-@router.get("/{student_id}", response={200: dict, 401: ErrorOut, 404: ErrorOut})
-def plan_get(request: HttpRequest, student_id: int) -> dict[str, Any]:
+@router.get("/{student_id}", response={200: dict, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})
+def plan_get(request: HttpRequest, student_id: Id) -> dict[str, Any]:
     """The published version (or null) and the open drafts of a student in your classes."""
     return selectors.plan_json(get_student_for_user(request.user, student_id))
 
@@ -39,11 +43,13 @@ def plan_get(request: HttpRequest, student_id: int) -> dict[str, Any]:
     "/{student_id}/drafts",
     response={200: dict, 201: dict, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
 )
-def draft_create(request: HttpRequest, student_id: int, body: DraftIn) -> Status:
+def draft_create(request: HttpRequest, student_id: Id, body: DraftIn) -> Status:
     """Propose a change as `{"text": ...}` or `{"plan": {...}}` with a `rationale`: answers the
     validated proposal and its diff against the published version, and the stored draft (201),
     or 400 naming each field that is wrong. `dry_run` only validates."""
     student = get_student_for_user(request.user, student_id)
+    if not can_act_for(request.user, student):
+        raise PermissionDenied("only the student's teachers and organisation admins propose plan changes")
     if (body.text is None) == (body.plan is None):
         raise schema.PlanInvalid(["text: give either text or plan, not both or neither"])
     source, text, interpretation = PlanDraft.Source.API, "", None

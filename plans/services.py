@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.models import ActivityEvent
 from audit.services import record
+from classroom import inputs
 from classroom.access import can_act_for
 from classroom.models import Alert, Organisation, Student, User
 from classroom.rules import Finding
@@ -163,6 +164,10 @@ def save_study_plan_draft(
     rationale = (rationale or "").strip()
     if len(rationale) < 3:
         raise schema.PlanInvalid(["rationale: say why the plan should change"])
+    limits = (("rationale", rationale, inputs.RATIONALE), ("text", source_text, inputs.PLAN_TEXT))
+    for name, value, limit in limits:
+        if len(value) > limit:
+            raise schema.PlanInvalid([f"{name}: {inputs.too_long(len(value), limit)}"])
     if source not in PlanDraft.Source.values:
         raise ValueError(f"unknown draft source {source!r}")
     proposal = plan_propose(student=student, plan=plan)
@@ -175,9 +180,9 @@ def save_study_plan_draft(
         base_number=proposal.base_number,
         document=proposal.document.as_json(),
         diff=proposal.diff.as_json(),
-        rationale=rationale[:4000],
+        rationale=rationale,
         source=source,
-        source_text=source_text[:4000],
+        source_text=source_text,
         author=by,
         high_impact=proposal.high_impact,
     )
@@ -225,6 +230,7 @@ def plan_publish(*, draft: PlanDraft, by: User, confirmed: bool) -> PlanDraft:
 @transaction.atomic
 def approval_decide(*, approval: Approval, by: User, approve: bool, note: str = "") -> Approval:
     """A second person approves (publishing the draft) or rejects a high-impact change."""
+    note = inputs.check_text(note.strip(), field="note", limit=inputs.NOTE)
     draft, study_plan = _lock(approval.draft)
     approval = Approval.objects.select_for_update().get(pk=approval.pk)
     _require_editor(by, study_plan.student)
@@ -233,7 +239,7 @@ def approval_decide(*, approval: Approval, by: User, approve: bool, note: str = 
     if approval.state != Approval.State.PENDING:
         raise PublishConflict(f"this change was already {approval.get_state_display().lower()}")
     now = timezone.now()
-    approval.decided_by, approval.decided_at, approval.note = by, now, note.strip()[:2000]
+    approval.decided_by, approval.decided_at, approval.note = by, now, note
     if approve:
         if study_plan.version_number != draft.base_number:
             raise PublishConflict(_moved_on(study_plan, draft))

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from classroom.access import get_student_for_user, students_for
+from classroom.inputs import PLAN_TEXT, too_long
 from classroom.models import Student, User
 from classroom.views import staff_required
 from plans import schema, selectors, services
@@ -71,6 +72,8 @@ def plan_preview(request: HttpRequest, pk: int) -> HttpResponse:
         base, _ = services.published_document(student)
         if not text:
             return _preview(request, student, error="Write the change you want in the box first.")
+        if len(text) > PLAN_TEXT:
+            return _preview(request, student, status=400, error=f"text: {too_long(len(text), PLAN_TEXT)}.")
         if base is None:
             return _preview(request, student, error=NO_PLAN_YET)
         interpretation = interpret(student=student, by=request.user, text=text, base=base)
@@ -83,11 +86,11 @@ def plan_preview(request: HttpRequest, pk: int) -> HttpResponse:
     return _preview(request, student, proposal=proposal, source=source, text=text)
 
 
-def _preview(request: HttpRequest, student: Student, **context: Any) -> HttpResponse:
+def _preview(request: HttpRequest, student: Student, status: int = 200, **context: Any) -> HttpResponse:
     proposal = context.get("proposal")
     if proposal is not None and proposal.document is not None:
         context["plan_json"] = json.dumps(proposal.document.as_json())
-    return render(request, "plans/_preview.html", {"student": student, **context})
+    return render(request, "plans/_preview.html", {"student": student, **context}, status=status)
 
 
 @require_POST

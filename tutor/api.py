@@ -6,26 +6,51 @@ never a stack trace, never a 500 for bad input.
 
 from __future__ import annotations
 
+import json
+import logging
+from typing import Any
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
+from audit import context
 from classroom.api_auth import API_AUTH, TokenRefused
+from classroom.inputs import InputInvalid, refused_value
 from plans.api import router as plans_router
 from plans.schema import PlanInvalid
 from plans.services import PublishConflict
+from tutor.middleware import ERROR_CODES
 from tutor.proactive.api import proactive_router, schedules_router
 from tutor.proactive.timing import ScheduleInvalid
 from workflow.api import router as workflow_router
 from workflow.services import WorkflowError
 
+logger = logging.getLogger(__name__)
+
+
+class GuardedParser(Parser):
+    """JSON bodies as django-ninja reads them, refusing what no field takes (a NUL, an overlong
+    text) anywhere in the document before a schema or a service sees it."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        data = json.loads(request.body)
+        refused = refused_value(data)
+        if refused is not None:
+            raise refused
+        return data
+
+
 api = NinjaAPI(
     title="Proactive Tutor",
     version="1",
-    description="Bearer token from `manage.py create_api_token USERNAME`, or the console's session.",
+    description="Bearer token from `manage.py create_api_token USERNAME`, or the console's session. "
+    'Every error is `{"error": CODE, "detail": "...", "fields": {...}}`.',
     auth=API_AUTH,
     urls_namespace="api",
+    parser=GuardedParser(),
 )
 api.add_router("/plans", plans_router)
 api.add_router("/workflow", workflow_router)
@@ -94,3 +119,33 @@ def _workflow_refused(request: HttpRequest, exc: WorkflowError) -> HttpResponse:
 @api.exception_handler(ScheduleInvalid)
 def _invalid_schedule(request: HttpRequest, exc: ScheduleInvalid) -> HttpResponse:
     return _error(request, 400, "invalid_schedule", str(exc), {exc.field: [exc.problem]})
+
+
+@api.exception_handler(InputInvalid)
+def _refused_input(request: HttpRequest, exc: InputInvalid) -> HttpResponse:
+    return _error(request, 400, "bad_request", str(exc), {exc.field: [exc.problem]})
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    """django-ninja's own refusals (an unreadable body, a method the route lacks) in the house format."""
+    cause = exc.__cause__
+    if isinstance(cause, InputInvalid):
+        return _refused_input(request, cause)
+    if isinstance(cause, ValueError):
+        problem = f"is not a JSON document ({cause})"
+        return _error(request, 400, "bad_request", f"body: {problem}", {"body": [problem]})
+    return _error(request, exc.status_code, ERROR_CODES.get(exc.status_code, "error"), str(exc))
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Never a stack trace: the error is logged, and the answer gives the id to quote."""
+    logger.exception("API error on %s %s", request.method, request.path)
+    correlation_id = context.current().correlation_id
+    return _error(
+        request,
+        500,
+        "server_error",
+        f"an unexpected error; quote correlation id {correlation_id} to the operators",
+    )

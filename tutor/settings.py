@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "csp",
     "guardian",
     "auditlog",
     "django_q",
@@ -49,6 +50,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost but for security: every error under /api/ becomes the API's JSON, whoever made it.
+    "tutor.middleware.ApiErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -57,6 +60,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Bad input (a NUL, a value longer than any field takes) refused before a view sees it.
+    "tutor.middleware.InputGuardMiddleware",
+    "tutor.middleware.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "audit.middleware.AuditContextMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     # Turns a sign-in refused for too many failures into the lock-out page (429).
@@ -165,6 +172,26 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Pages load only their own scripts, styles and images (htmx is served from /static/); nothing may
+# frame them or post forms elsewhere. django-csp sends the header.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Browser features no page of the console uses (tutor.middleware.SecurityHeadersMiddleware).
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
+    "midi=(), magnetometer=(), gyroscope=(), accelerometer=(), display-capture=(), interest-cohort=()"
+)
 
 # django-q2 on the ORM broker: no extra server. retry must exceed timeout or tasks run twice.
 Q_CLUSTER = {

@@ -6,45 +6,74 @@ from typing import Any, Literal
 
 from django.http import Http404, HttpRequest
 from ninja import Router, Schema
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
+from classroom.inputs import CODE, DRAFT_STATE_BYTES, Id
 from workflow import catalog, selectors, services
 from workflow.models import StepDefinition
 
 router = Router(tags=["activation workflow"])
 
+# The closed lists, declared in the document; the services refuse anything else with the seed's
+# codes (INVALID_OVERRIDE_CODE, SCOPE_MISMATCH, ...), so the schema does not check them itself.
+OVERRIDE_CODES = ["", *catalog.OVERRIDE_BY_CODE]
+CONTEXT_FLAGS = ["", *catalog.CONTEXT_FLAGS]
+# More members than any class has; a cluster is activated by its id.
+MAX_MEMBERS = 500
+
+
+def _one_of(values: list[str], description: str) -> Any:
+    return Field(default="", max_length=CODE, description=description, json_schema_extra={"enum": values})
+
 
 class SaveDraftIn(Schema):
-    classId: int  # noqa: N815 - the seed's field names
-    step: str = Field(description="TAW_01..TAW_17; must be reachable from the draft's current step")
-    state: dict[str, Any] = Field(default_factory=dict, description="Whatever the surfaces need to resume.")
+    classId: Id  # noqa: N815 - the seed's field names
+    step: str = Field(
+        max_length=CODE,
+        description="TAW_01..TAW_17; must be reachable from the draft's current step",
+        json_schema_extra={"enum": list(catalog.STEP_IDS)},
+    )
+    state: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"What the surfaces need to resume (at most {DRAFT_STATE_BYTES // 1024} KiB as JSON).",
+    )
 
 
 class MemberIn(Schema):
-    studentId: int  # noqa: N815
-    scaffoldTier: str = ""  # noqa: N815
-    overrideCode: str = ""  # noqa: N815
+    studentId: Id  # noqa: N815
+    scaffoldTier: str = _one_of(["", *catalog.TIERS], "Level_1, Level_2 or Level_3; empty: recommended")  # noqa: N815
+    overrideCode: str = _one_of(OVERRIDE_CODES, "An activation code, for a tier not recommended")  # noqa: N815
 
 
 class ActivateIn(Schema):
-    classId: int  # noqa: N815
-    clusterId: int | None = None  # noqa: N815
-    studentIds: list[int] = Field(default_factory=list)  # noqa: N815
-    members: list[MemberIn] = Field(default_factory=list)
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["clusterId"]}, {"required": ["studentIds"]}]}
+    )
+
+    classId: Id  # noqa: N815
+    clusterId: Id | None = None  # noqa: N815
+    studentIds: list[Id] = Field(default_factory=list, max_length=MAX_MEMBERS)  # noqa: N815
+    members: list[MemberIn] = Field(default_factory=list, max_length=MAX_MEMBERS)
     confirmed: bool = False
 
 
 class ReviewIn(Schema):
-    classId: int  # noqa: N815
-    alertId: int  # noqa: N815
+    classId: Id  # noqa: N815
+    alertId: Id  # noqa: N815
     action: Literal["dismiss", "escalate"]
-    contextFlag: str = ""  # noqa: N815
+    contextFlag: str = _one_of(CONTEXT_FLAGS, "A context flag; required to dismiss")  # noqa: N815
 
 
 class ExitIn(Schema):
-    classId: int  # noqa: N815
-    assignmentId: int  # noqa: N815
-    overrideCode: str  # noqa: N815
+    classId: Id  # noqa: N815
+    assignmentId: Id  # noqa: N815
+    overrideCode: str = Field(  # noqa: N815
+        max_length=CODE,
+        description="An exit override code",
+        json_schema_extra={
+            "enum": [o.code for o in catalog.OVERRIDE_CODES if o.scope == catalog.OverrideScope.EXIT]
+        },
+    )
 
 
 class ErrorOut(Schema):
@@ -52,10 +81,11 @@ class ErrorOut(Schema):
     detail: str
 
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+# 403: the workflow is for teachers (a learner's token, or compliance staff).
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 
 
-@router.get("/steps", response={200: dict, 401: ErrorOut})
+@router.get("/steps", response={200: dict, 401: ErrorOut, 403: ErrorOut})
 def steps(request: HttpRequest) -> dict[str, Any]:
     """The 17 step definitions of the pinned catalog version, with the closed code lists."""
     services.require_teacher(request.user)
@@ -81,7 +111,7 @@ def steps(request: HttpRequest) -> dict[str, Any]:
 
 
 @router.get("/recommendations/{class_id}", response={200: dict, **ERRORS})
-def recommendations(request: HttpRequest, class_id: int) -> dict[str, Any]:
+def recommendations(request: HttpRequest, class_id: Id) -> dict[str, Any]:
     """The Recommendations Panel feed: one recommendation per student, the guardrails that apply,
     the clusters, and the open acute-regression alerts."""
     school_class = services.class_for_teacher(request.user, class_id)
@@ -89,7 +119,7 @@ def recommendations(request: HttpRequest, class_id: int) -> dict[str, Any]:
 
 
 @router.get("/draft/{teacher_id}/{class_id}", response={200: dict, **ERRORS})
-def draft(request: HttpRequest, teacher_id: int, class_id: int) -> dict[str, Any]:
+def draft(request: HttpRequest, teacher_id: Id, class_id: Id) -> dict[str, Any]:
     """Resume an in-progress draft (a teacher reads only their own)."""
     if teacher_id != request.user.pk:
         raise Http404("drafts are private to their teacher")

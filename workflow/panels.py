@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 
+from classroom.inputs import MAX_ID
 from classroom.models import Enrollment, SchoolClass, Student
 from workflow import catalog, engines, selectors, services
 from workflow.catalog import OverrideScope, Surface
@@ -434,7 +435,9 @@ def draft_choices(draft: WorkflowDraft | None, selection: Selection) -> list[dic
 
 
 def as_int(value: Any) -> int | None:
+    """An id kept in a draft's state, or None for anything no row could have."""
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and 1 <= number <= MAX_ID else None

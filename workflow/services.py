@@ -9,6 +9,7 @@ student) for an alert with no assignment; distinct keys never wait for each othe
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from audit.services import record
+from classroom.inputs import DRAFT_STATE_BYTES, InputInvalid
 from classroom.locks import advisory_xact_lock, advisory_xact_locks
 from classroom.models import DailyPerformance, Enrollment, SchoolClass, Student, User
 from workflow import catalog, engines
@@ -276,7 +278,10 @@ def draft_save(
     current step: an illegal transition is a 409 naming the current step."""
     now = now or timezone.now()
     if step not in catalog.STEP_BY_ID:
-        raise WorkflowError("UNKNOWN_STEP", f"step must be one of TAW_01..TAW_17; got {step!r}")
+        raise WorkflowError("UNKNOWN_STEP", f"step must be one of TAW_01..TAW_17; got {step[:20]!r}")
+    size = len(json.dumps(state).encode())
+    if size > DRAFT_STATE_BYTES:
+        raise InputInvalid("state", f"is {size:,} bytes of JSON; the limit is {DRAFT_STATE_BYTES:,}")
     draft = (
         WorkflowDraft.objects.select_for_update()
         .filter(organisation_id=school_class.organisation_id, teacher=teacher, school_class=school_class)

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from classroom.inputs import parse_id
 from classroom.models import SchoolClass, User
 from classroom.views import staff_required
 from workflow import catalog, services
@@ -135,7 +136,7 @@ def membership(request: HttpRequest, class_id: int) -> HttpResponse:
     """TAW_06: take a member out of their cluster with a grouping override code, or put them back;
     the draft holds the list as `{"excluded": [{"studentId", "overrideCode"}]}`."""
     school_class = services.class_for_teacher(request.user, class_id)
-    student = cluster_member(school_class, as_int(request.POST.get("student")))
+    student = cluster_member(school_class, parse_id(request.POST.get("student"), field="student"))
     if student is None:
         outcome = no("That student is in none of this class's groups.")
         return _page(request, school_class, Surface.SMART_GROUPING, status=400, outcome=outcome)
@@ -400,7 +401,8 @@ def _selection(params: Mapping[str, Any], draft: WorkflowDraft | None) -> Select
 
 
 def _posted_selection(params: Mapping[str, Any]) -> Selection | None:
-    cluster, student = as_int(params.get("cluster")), as_int(params.get("student"))
+    cluster = parse_id(params.get("cluster"), field="cluster")
+    student = parse_id(params.get("student"), field="student")
     if cluster:
         return Selection(cluster_id=cluster)
     return Selection(student_id=student) if student else None

@@ -298,10 +298,21 @@ def _performance(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _text(row: dict[str, Any], key: str, limit: int, *, cut: bool = False) -> str:
+    """A text the platform sent, as our columns hold it: an id longer than its column, or any text
+    with a NUL (PostgreSQL cannot store one), makes the answer malformed; a title is cut to fit."""
+    value = str(row[key])
+    if "\x00" in value:
+        raise ValueError(f"{key} holds a NUL character")
+    if len(value) > limit and not cut:
+        raise ValueError(f"{key} is {len(value):,} characters long; at most {limit}")
+    return value[:limit]
+
+
 def _milestone(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "platform_id": str(row["id"]),
-        "title": str(row["title"])[:200],
+        "platform_id": _text(row, "id", 64),
+        "title": _text(row, "title", 200, cut=True),
         "due_on": date.fromisoformat(row["due_on"]),
         "completed_on": date.fromisoformat(row["completed_on"]) if row["completed_on"] else None,
     }
@@ -309,9 +320,9 @@ def _milestone(row: dict[str, Any]) -> dict[str, Any]:
 
 def _assignment(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "platform_id": str(row["id"]),
+        "platform_id": _text(row, "id", 64),
         "class_platform_id": row.get("class_id"),
-        "title": str(row["title"])[:200],
+        "title": _text(row, "title", 200, cut=True),
         "due_at": datetime.fromisoformat(row["due_at"]),
         "submitted_at": datetime.fromisoformat(row["submitted_at"]) if row["submitted_at"] else None,
     }

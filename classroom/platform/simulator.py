@@ -49,6 +49,9 @@ class SimulatorConfig:
     rate_limit_first: int = 0
     # Fetches of and dispatches to these students always answer 500.
     failing_students: list[str] = field(default_factory=list)
+    # Every assignment and milestone title of these students reads this instead (hostile or
+    # oversized text from the platform, for tests).
+    titles: dict[str, str] = field(default_factory=dict)
     # A dispatch is recorded, then answered only after this delay (a client timeout in between).
     dispatch_delay_first_ms: int = 0
     seed: int = 0
@@ -222,7 +225,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._fail(HTTPStatus.BAD_REQUEST, "since must be an ISO 8601 time", "bad_request")
             if since.tzinfo is None:
                 return self._fail(HTTPStatus.BAD_REQUEST, "since must carry a time zone", "bad_request")
-        self._send(HTTPStatus.OK, {"ok": True, "data": changes_for(student, since, timezone.now())})
+        data = changes_for(student, since, timezone.now())
+        title = self.server.state.config.titles.get(platform_id)
+        if title is not None:
+            for row in (*data["assignments"], *data["plan_progress"]):
+                row["title"] = title
+        self._send(HTTPStatus.OK, {"ok": True, "data": data})
 
     def _dispatch(self, platform_id: str, body: bytes) -> None:
         state = self.server.state

@@ -51,8 +51,16 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, live_server) -> Iterator[Page]:
+    """A tab on the live server; a journey fails if the Content-Security-Policy blocked anything
+    the pages load or do (htmx's swaps included)."""
     context = browser.new_context(base_url=live_server.url)
     context.set_default_timeout(10_000)
     tab = context.new_page()
+    blocked: list[str] = []
+    tab.on(
+        "console",
+        lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     yield tab
     context.close()
+    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"

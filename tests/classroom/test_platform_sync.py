@@ -299,3 +299,25 @@ def test_two_workers_syncing_the_same_class_at_once_store_each_row_once(platform
     assert DailyPerformance.objects.count() == expected
     assert Assignment.objects.count() == 40 * 10
     assert StudentSyncState.objects.count() == 40
+
+
+def test_hostile_text_from_the_platform_is_capped_or_refused_by_name(school, platform):
+    """A megabyte title is cut to its column; a NUL (PostgreSQL cannot store one) makes that
+    student's answer malformed, named, and their last good data stays; the others sync (issue 13)."""
+    demo = demo_class(school)
+    _sync(demo)
+    long_titles, with_nul = demo.students[0], demo.students[1]
+    kept = Assignment.objects.filter(student=with_nul).count()
+    platform.state.config.update(
+        {"titles": {long_titles.platform_id: "T" * 1_000_000, with_nul.platform_id: "Unit 3\x00 test"}}
+    )
+    for state in StudentSyncState.objects.filter(student__in=demo.students):
+        StudentSyncState.objects.filter(pk=state.pk).update(cursor=None)
+    run = _sync(demo)
+    assert (run.succeeded, run.failed) == (5, 1)
+    assert {
+        len(title) for title in Assignment.objects.filter(student=long_titles).values_list("title", flat=True)
+    } == {200}
+    outcome = SyncRunStudent.objects.get(run=run, student=with_nul)
+    assert "title holds a NUL character" in outcome.error
+    assert Assignment.objects.filter(student=with_nul).count() == kept

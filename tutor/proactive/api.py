@@ -14,12 +14,14 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
 from ninja.errors import ValidationError
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from classroom.access import get_student_for_user
+from classroom.inputs import INTENT, Id
 from classroom.models import Student, User
 from tutor.models import ObservedPattern, ScheduledTask, TaskRun
 from tutor.proactive import selectors, services
+from tutor.proactive.timing import MAX_CRON, MAX_ZONE_NAME
 
 schedules_router = Router(tags=["schedules"])
 proactive_router = Router(tags=["proactive"])
@@ -31,13 +33,17 @@ class ErrorOut(Schema):
     fields: dict[str, list[str]] = {}
 
 
+# Past any list a person pages through, and far from the 64-bit bound offset + limit must stay under.
+MAX_OFFSET = 1_000_000
+
+
 class PageIn(Schema):
     limit: int = Field(default=50, ge=1, le=200, description="How many rows (at most 200).")
-    offset: int = Field(default=0, ge=0, description="How many rows to skip.")
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="How many rows to skip.")
 
 
 class ScheduleFilterIn(PageIn):
-    student_id: int | None = Field(default=None, description="Only this student's schedules.")
+    student_id: Id | None = Field(default=None, description="Only this student's schedules.")
     status: str | None = Field(
         default=None,
         description="Only schedules in this status.",
@@ -46,20 +52,28 @@ class ScheduleFilterIn(PageIn):
 
 
 class ScheduleIn(Schema):
-    student_id: int = Field(description="A student in your classes.")
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["cron"]}, {"required": ["run_at"]}]}
+    )
+
+    student_id: Id = Field(description="A student in your classes.")
     kind: str = Field(json_schema_extra={"enum": ScheduledTask.Kind.values})
-    intent: str = Field(max_length=2000, description="What the message should say or ask, in your words.")
+    intent: str = Field(
+        min_length=3, max_length=INTENT, description="What the message should say or ask, in your words."
+    )
     cron: str = Field(
         default="",
-        max_length=100,
+        max_length=MAX_CRON,
         description="Recurring: five cron fields (minute hour day month weekday) read in `time_zone`. "
         "Give this or `run_at`.",
     )
     run_at: datetime | None = Field(
         default=None, description="Once, at this time (read in `time_zone` when it has no offset)."
     )
-    time_zone: str = Field(default="", max_length=64, description="IANA name; the server's zone if empty.")
-    pattern_id: int | None = Field(default=None, description="The student's observed pattern it rests on.")
+    time_zone: str = Field(
+        default="", max_length=MAX_ZONE_NAME, description="IANA name; the server's zone if empty."
+    )
+    pattern_id: Id | None = Field(default=None, description="The student's observed pattern it rests on.")
 
 
 READ_ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut}
@@ -116,12 +130,12 @@ def schedule_list(request: HttpRequest, filters: Query[ScheduleFilterIn]) -> dic
 
 
 @schedules_router.get("/{schedule_id}", response={200: dict, **READ_ERRORS})
-def schedule_get(request: HttpRequest, schedule_id: int) -> dict[str, Any]:
+def schedule_get(request: HttpRequest, schedule_id: Id) -> dict[str, Any]:
     return selectors.schedule_json(get_object_or_404(_schedules(request.user), pk=schedule_id))
 
 
 @schedules_router.get("/{schedule_id}/runs", response={200: dict, **READ_ERRORS})
-def schedule_runs(request: HttpRequest, schedule_id: int, page: Query[PageIn]) -> dict[str, Any]:
+def schedule_runs(request: HttpRequest, schedule_id: Id, page: Query[PageIn]) -> dict[str, Any]:
     """The schedule's runs, newest first: what was sent or why not, with its duration."""
     task = get_object_or_404(_schedules(request.user), pk=schedule_id)
     rows = TaskRun.objects.filter(task=task).order_by("-scheduled_for", "-pk")
@@ -155,7 +169,7 @@ def schedule_create(request: HttpRequest, body: ScheduleIn) -> Status:
 
 
 @proactive_router.get("/settings", response={200: dict, **READ_ERRORS})
-def settings_get(request: HttpRequest, student_id: int | None = None) -> dict[str, Any]:
+def settings_get(request: HttpRequest, student_id: Id | None = None) -> dict[str, Any]:
     """Proactiveness level, suppressed suggestion types and the pause. A learner reads their own;
     staff pass `?student_id=`."""
     student = _student(request.user, student_id)
@@ -163,7 +177,7 @@ def settings_get(request: HttpRequest, student_id: int | None = None) -> dict[st
 
 
 @proactive_router.get("/profile", response={200: dict, **READ_ERRORS})
-def profile_get(request: HttpRequest, student_id: int | None = None) -> dict[str, Any]:
+def profile_get(request: HttpRequest, student_id: Id | None = None) -> dict[str, Any]:
     """ "What do you know about me?": the patterns with their evidence and confidence, the settings,
     and the schedules not cancelled. A learner reads their own; staff pass `?student_id=`."""
     return selectors.profile(_student(request.user, student_id))

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record
+from classroom import inputs
 from classroom.access import can_act_for
 from classroom.models import DailyPerformance, Student, User
 from tutor.models import (
@@ -23,7 +24,7 @@ from tutor.models import (
     ScheduledTask,
 )
 from tutor.proactive import patterns
-from tutor.proactive.timing import ScheduleInvalid, check_cron, next_after, zone
+from tutor.proactive.timing import ScheduleInvalid, check_cron, check_one_off, next_after, zone
 
 SYSTEM_PROACTIVE = "system:proactive"
 
@@ -54,6 +55,8 @@ def schedule_create(
     intent = (intent or "").strip()
     if len(intent) < 3:
         raise ScheduleInvalid("intent", "say what the message should say or ask")
+    if len(intent) > inputs.INTENT:
+        raise ScheduleInvalid("intent", inputs.too_long(len(intent), inputs.INTENT))
     time_zone = time_zone or settings.TIME_ZONE
     zone(time_zone)
     if bool(cron) == bool(run_at):
@@ -64,9 +67,7 @@ def schedule_create(
     else:
         if timezone.is_naive(run_at):
             run_at = timezone.make_aware(run_at, zone(time_zone))
-        if run_at <= now:
-            raise ScheduleInvalid("run_at", "is in the past")
-        first = run_at
+        first = check_one_off(run_at, now)
     task = ScheduledTask.objects.create(
         owner=by,
         student=student,
@@ -74,7 +75,7 @@ def schedule_create(
         cron=cron,
         run_at=run_at,
         time_zone=time_zone,
-        intent=intent[:2000],
+        intent=intent,
         pattern=pattern,
         next_run_at=first,
     )
@@ -129,10 +130,11 @@ def switch_set(*, name: str, on: bool, by: User, reason: str = "") -> Automation
         raise PermissionDenied("only organisation admins flip the automation switches")
     if name not in AutomationSwitch.Name.values:
         raise ValueError(f"name must be one of {', '.join(AutomationSwitch.Name.values)}")
+    reason = inputs.check_text(reason, field="reason", limit=inputs.REASON)
     switch, _ = AutomationSwitch.objects.select_for_update().get_or_create(
         organisation_id=by.organisation_id, name=name
     )
-    switch.on, switch.changed_by, switch.changed_at, switch.reason = on, by, timezone.now(), reason[:300]
+    switch.on, switch.changed_by, switch.changed_at, switch.reason = on, by, timezone.now(), reason
     switch.save(update_fields=["on", "changed_by", "changed_at", "reason"])
     record(
         verb=f"automation.{name}_{'on' if on else 'off'}",
