@@ -70,6 +70,8 @@ class ScheduledTask(models.Model):
         PAUSED = "paused", "Paused"
         CANCELLED = "cancelled", "Cancelled"
         DONE = "done", "Done"
+        # A one-off whose sends kept failing until its deadline (PROACTIVE_ONE_OFF_DEADLINE_HOURS).
+        UNDELIVERED = "undelivered", "Not delivered"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     student = models.ForeignKey("classroom.Student", on_delete=models.CASCADE, related_name="scheduled_tasks")
@@ -96,6 +98,12 @@ class ScheduledTask(models.Model):
     def audit_scope(self) -> dict[str, object]:
         return {"organisation_id": self.student.organisation_id, "student_id": self.student_id}
 
+    @property
+    def is_retrying(self) -> bool:
+        """A one-off whose send failed, due again for another attempt: a one-off is done once it is
+        claimed, so an active one that ran before is waiting for its retry."""
+        return not self.cron and self.status == self.Status.ACTIVE and self.last_run_at is not None
+
 
 class TaskRun(models.Model):
     """One due time of a task, claimed once: (task, scheduled_for) is unique."""
@@ -108,6 +116,7 @@ class TaskRun(models.Model):
         SUPPRESSED = "suppressed", "Suppressed for this learner"
         PENDING_APPROVAL = "pending_approval", "Waiting for approval"
         FAILED = "failed", "Failed"
+        UNDELIVERED = "undelivered", "Not delivered: retries gave up"
 
     task = models.ForeignKey(ScheduledTask, on_delete=models.CASCADE, related_name="runs")
     scheduled_for = models.DateTimeField()
@@ -120,6 +129,9 @@ class TaskRun(models.Model):
     llm_event_id = models.BigIntegerField(null=True, blank=True)
     dispatch = models.ForeignKey(
         "classroom.DispatchLog", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Sends to the platform: a one-off's run is sent again after a failed send."
     )
 
     class Meta:
@@ -237,3 +249,41 @@ class AutomationSwitch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_name_display()}: {'on' if self.on else 'off'}"
+
+
+class ToolProposal(models.Model):
+    """A tool call of the tutor model that would change what a learner receives (a schedule, its
+    state, their proactiveness, a dismissal that counts towards suppression), held until a
+    teacher confirms it in the chat, which runs the service as that teacher, or dismisses it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for your confirmation"
+        CONFIRMED = "confirmed", "Confirmed"
+        DISMISSED = "dismissed", "Dismissed"
+        FAILED = "failed", "Could not be done"
+
+    student = models.ForeignKey("classroom.Student", on_delete=models.CASCADE, related_name="tool_proposals")
+    message = models.ForeignKey(
+        ChatMessage, on_delete=models.CASCADE, related_name="proposals", help_text="The tutor's answer."
+    )
+    tool = models.CharField(max_length=40)
+    input = models.JSONField(help_text="The tool call's input, validated against its schema.")
+    description = models.TextField(help_text="What confirming will do, in the teacher's words.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="What the service returned on confirmation.")
+    error = models.TextField(blank=True, help_text="Why confirming failed; nothing was changed.")
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["student", "status"], name="proposal_student_status")]
+
+    def __str__(self) -> str:
+        return f"{self.tool} for {self.student} ({self.status})"
+
+    def audit_scope(self) -> dict[str, object]:
+        return {"organisation_id": self.student.organisation_id, "student_id": self.student_id}

@@ -268,6 +268,9 @@ PROACTIVE_POLL_SECONDS = env_float("PROACTIVE_POLL_SECONDS", 5.0)
 PROACTIVE_RECLAIM_MINUTES = env_int("PROACTIVE_RECLAIM_MINUTES", 10)
 PROACTIVE_APPROVAL_KINDS = env_list("PROACTIVE_APPROVAL_KINDS", ["assignment"])
 PROACTIVE_DISMISSALS_TO_SUPPRESS = env_int("PROACTIVE_DISMISSALS_TO_SUPPRESS", 3)
+# A one-off whose send fails is retried (1, 2, 4 ... minutes apart, at most an hour) until this
+# many hours after its due time; then it is marked not delivered and a high-severity failure opens.
+PROACTIVE_ONE_OFF_DEADLINE_HOURS = env_int("PROACTIVE_ONE_OFF_DEADLINE_HOURS", 24)
 
 # Email: printed to the console unless an SMTP server is configured.
 EMAIL_BACKEND = env_str(

@@ -1,5 +1,6 @@
 """The proactive engine's six tools, offered to the model in the tutor chat: a valid call runs its
-service; input the schema refuses never runs; a service's refusal goes back to the model."""
+service (once the teacher confirms it, for a change to what the learner receives); input the
+schema refuses never runs; a service's refusal goes back to the model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from tests.conftest import login
 from tests.fake_anthropic import tool_use
-from tutor.models import ObservedPattern, ProactivenessSettings, ScheduledTask
+from tutor.models import ObservedPattern, ProactivenessSettings, ScheduledTask, ToolProposal
 from tutor.proactive.tools import TOOLS
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -37,7 +38,7 @@ def test_the_six_tools_are_offered_with_strict_schemas(client, school, planned, 
     assert all(offered[t.name]["input_schema"]["additionalProperties"] is False for t in TOOLS)
 
 
-def test_the_tutor_schedules_a_check_in_through_the_tool(client, school, planned, fake_llm):
+def test_the_tutor_proposes_a_check_in_that_the_teacher_confirms(client, school, planned, fake_llm):
     fake_llm.script(
         tool_use(
             "create_schedule",
@@ -48,9 +49,15 @@ def test_the_tutor_schedules_a_check_in_through_the_tool(client, school, planned
                 "time_zone": "Europe/London",
             },
         ),
-        "I scheduled a Friday 4 pm check-in.",
+        "I proposed a Friday 4 pm check-in; confirm it below.",
     )
     page = _ask(client, school, "Check in with them every Friday at 4").content.decode()
+    assert "I proposed a Friday 4 pm check-in; confirm it below." in page
+    assert not ScheduledTask.objects.exists()  # a proposal until the teacher confirms it
+    result = fake_llm.requests[-1].body["messages"][-1]["content"][0]
+    assert result["type"] == "tool_result" and '"status": "proposed"' in result["content"]
+    [proposal] = ToolProposal.objects.all()
+    client.post(f"/chat/proposals/{proposal.pk}/confirm/", **HTMX)
     task = ScheduledTask.objects.get()
     assert (task.kind, task.cron, task.time_zone, task.owner) == (
         "check_in",
@@ -60,9 +67,6 @@ def test_the_tutor_schedules_a_check_in_through_the_tool(client, school, planned
     )
     local = task.next_run_at.astimezone(ZoneInfo("Europe/London"))
     assert (local.weekday(), local.hour, local.minute) == (4, 16, 0)  # Friday 16:00 in London
-    assert "I scheduled a Friday 4 pm check-in." in page
-    result = fake_llm.requests[-1].body["messages"][-1]["content"][0]
-    assert result["type"] == "tool_result" and '"kind": "check_in"' in result["content"]
 
 
 def test_a_bad_cron_is_refused_and_the_model_is_told_why(client, school, planned, fake_llm):

@@ -1,4 +1,5 @@
-"""What the tutor and the teacher see beside a conversation: the context bundle."""
+"""What the tutor and the teacher see beside a conversation: the context bundle, the conversation
+with the tutor's proposals, and the staff a prompt speaks of by their role."""
 
 from __future__ import annotations
 
@@ -6,13 +7,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db.models import Prefetch, Q
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from classroom.models import DailyPerformance, Student, StudentSyncState, StudyPlanProgress
+from classroom.access import students_for
+from classroom.models import (
+    DailyPerformance,
+    Student,
+    StudentSyncState,
+    StudyPlanProgress,
+    TeacherAssignment,
+    User,
+)
 from plans.models import PlanDraft, PlanVersion
 from plans.services import schema_summary
-from tutor.models import ChatMessage
+from tutor.chat.prompts import StaffNames
+from tutor.models import ChatMessage, ScheduledTask, ToolProposal
 
+ROLE_ASKING, ROLE_OTHER = "the teacher", "another teacher"
 MASTERY_WINDOW_DAYS = 28
 RECENT_MESSAGES = 30
 
@@ -35,7 +48,8 @@ class ContextBundle:
     last_synced_at: datetime | None = None
 
     def as_prompt(self) -> str:
-        """The bundle in words for the model (no names: the student is 'the student')."""
+        """The bundle in words for the model (no names: the student is 'the student'). All of it is
+        data (synced from the platform or stored free text): the caller puts it in a data section."""
         lines = [f"Published plan: version {self.version}" if self.version else "No published plan yet."]
         lines += [f"- objective: {text}" for text in self.objectives]
         if self.pacing:
@@ -100,5 +114,36 @@ def context_bundle(student: Student) -> ContextBundle:
 
 
 def conversation(student: Student, teacher: Any) -> list[ChatMessage]:
+    """The last messages, each tutor answer with its proposals (two queries)."""
     messages = ChatMessage.objects.filter(student=student, teacher=teacher).order_by("-created_at", "-pk")
-    return list(reversed(messages.select_related("draft")[:RECENT_MESSAGES]))
+    proposals = Prefetch("proposals", queryset=ToolProposal.objects.select_related("decided_by"))
+    return list(reversed(messages.select_related("draft").prefetch_related(proposals)[:RECENT_MESSAGES]))
+
+
+def get_proposal_for_user(user: User, pk: int) -> ToolProposal:
+    """A proposal about a student the user reaches (classroom.access), else 404."""
+    proposals = ToolProposal.objects.filter(student__in=students_for(user))
+    return get_object_or_404(proposals.select_related("student", "decided_by"), pk=pk)
+
+
+def staff_names(student: Student, by: User) -> StaffNames:
+    """The people a prompt about the student may name, as roles (one query): the teacher asking,
+    and the student's other teachers and whoever published, approved or drafted their plan or
+    owns one of their schedules."""
+    versions = PlanVersion.objects.filter(plan__student=student)
+    others = (
+        User.objects.filter(
+            Q(
+                pk__in=TeacherAssignment.objects.filter(school_class__enrollments__student=student).values(
+                    "teacher"
+                )
+            )
+            | Q(pk__in=versions.values("published_by"))
+            | Q(pk__in=versions.filter(approved_by__isnull=False).values("approved_by"))
+            | Q(pk__in=PlanDraft.objects.filter(plan__student=student).values("author"))
+            | Q(pk__in=ScheduledTask.objects.filter(student=student).values("owner"))
+        )
+        .exclude(pk=by.pk)
+        .order_by("pk")
+    )
+    return StaffNames.of([(by, ROLE_ASKING), *((user, ROLE_OTHER) for user in others)])

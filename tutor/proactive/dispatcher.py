@@ -23,6 +23,13 @@ on its own, were most of a run's cost):
 5. Record every run of the batch (status, duration, output, error) and its audit event, with
    its rationale, the source data and the model call it used, in one transaction.
 A run left claimed by a worker that died is taken again after `PROACTIVE_RECLAIM_MINUTES`.
+
+A one-off whose send fails (the platform is down) is not lost: its task becomes active again with
+its next attempt after a growing wait (1, 2, 4 … minutes, at most `RETRY_MAX_WAIT`), and the next
+claim takes the same run, so the same message goes with the same idempotency key and the platform
+sends it once. `PROACTIVE_ONE_OFF_DEADLINE_HOURS` after its due time it is given up: the run and
+the task are marked not delivered and a high-severity failure says what did not reach whom. A
+recurring task's failed run is not retried: its next due time sends a new message.
 """
 
 from __future__ import annotations
@@ -41,12 +48,13 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from audit import context
-from audit.models import ActivityEvent
-from audit.services import new_event, record, record_events
+from audit.models import ActivityEvent, Failure
+from audit.services import new_event, record, record_events, record_failure
 from classroom import bulk
 from classroom.models import DailyPerformance, User
 from classroom.platform.client import PlatformClient
 from classroom.platform.dispatch import Outgoing, dispatch_many
+from tutor.chat.prompts import DATA_RULE, StaffNames, data_section
 from tutor.llm.gateway import Ask, FallbackAnswer, complete_many
 from tutor.llm.pseudonyms import Pseudonyms
 from tutor.models import ProactivenessSettings, ScheduledTask, TaskRun, WorkerHeartbeat
@@ -56,10 +64,14 @@ from tutor.proactive.services import (
     settings_peek_many,
     switches_for,
 )
-from tutor.proactive.timing import next_after
+from tutor.proactive.timing import next_after, zone
 
 SYSTEM = """You write one short message (at most two sentences) from a tutor to a learner, called
-{pseudonym}. Warm, specific, never pushy; no links, no personal data. Kind of message: {kind}."""
+{pseudonym}. Warm, specific, never pushy; no links, no personal data. Kind of message: {kind}.
+The data section gives the teacher's intent for the message and what it rests on: write the message
+that intent describes. {data_rule}"""
+# The learner reads the message: its teacher, named in the intent, is "your teacher" to them.
+ROLE_FOR_LEARNER = "your teacher"
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY = timedelta(seconds=30)
@@ -67,11 +79,23 @@ HEARTBEAT_EVERY = timedelta(seconds=30)
 WAKE_MARGIN_SECONDS = 0.005
 HELD_ELSEWHERE_SECONDS = 0.5
 SHADOW_RATIONALE = "shadow mode: decided and recorded, not sent"
-OUTCOME_FIELDS = ("status", "output", "rationale", "error", "llm_event_id", "dispatch", "duration_ms")
+OUTCOME_FIELDS = (
+    "status",
+    "output",
+    "rationale",
+    "error",
+    "llm_event_id",
+    "dispatch",
+    "duration_ms",
+    "attempts",
+)
 EVENT_STATUS = {
     TaskRun.Status.FAILED: ActivityEvent.Status.FAILED,
     TaskRun.Status.PENDING_APPROVAL: ActivityEvent.Status.PENDING,
 }
+# A one-off's failed send is tried again after these waits, doubling, until its deadline.
+RETRY_FIRST_WAIT = timedelta(minutes=1)
+RETRY_MAX_WAIT = timedelta(minutes=60)
 
 
 @dataclass
@@ -99,7 +123,7 @@ def run_due_tasks(*, now: datetime | None = None) -> PassReport:
                 if runs and client is None:
                     client = PlatformClient()
                 report.claimed += len(runs)
-                _tally(report, runs, process(runs, client=client))
+                _tally(report, runs, process(runs, client=client, now=now))
                 if len(runs) < settings.PROACTIVE_BATCH:
                     break
     finally:
@@ -172,17 +196,38 @@ def _claim(now: datetime) -> list[TaskRun]:
             .select_related("student__organisation", "pattern", "owner")
             .order_by("next_run_at")[: settings.PROACTIVE_BATCH]
         )
-        runs = []
+        retried = _runs_to_retry([task for task in tasks if task.is_retrying])
+        runs, fresh = [], []
         started = timezone.now()
         for task in tasks:
-            runs.append(TaskRun(task=task, scheduled_for=task.next_run_at, started_at=started))
+            run = retried.get(task.pk)
+            if run is None:
+                run = TaskRun(task=task, scheduled_for=task.next_run_at, started_at=started)
+                fresh.append(run)
+            else:
+                run.task, run.status, run.started_at = task, TaskRun.Status.CLAIMED, started
+            runs.append(run)
             task.last_run_at = task.next_run_at
             task.next_run_at = next_after(task.cron, task.time_zone, now) if task.cron else None
             if task.next_run_at is None:
                 task.status = ScheduledTask.Status.DONE
         bulk.update(tasks, ["last_run_at", "next_run_at", "status"])
-        TaskRun.objects.bulk_create(runs)
+        TaskRun.objects.bulk_create(fresh)
+        if retried:
+            bulk.update(list(retried.values()), ["status", "started_at"])
     return runs
+
+
+def _runs_to_retry(tasks: list[ScheduledTask]) -> dict[int, TaskRun]:
+    """The run of each one-off waiting for another attempt (one query, none when there is none):
+    it is taken again, not replaced, so its message and idempotency key stay the same."""
+    if not tasks:
+        return {}
+    runs = TaskRun.objects.filter(task__in=tasks, status=TaskRun.Status.FAILED).order_by("-scheduled_for")
+    found: dict[int, TaskRun] = {}
+    for run in runs:
+        found.setdefault(run.task_id, run)
+    return found
 
 
 def _reclaim(now: datetime) -> list[TaskRun]:
@@ -230,11 +275,14 @@ def process(
     *,
     approved: bool = False,
     client: PlatformClient | None = None,
+    now: datetime | None = None,
 ) -> list[str]:
     """Decide, compose and send (or not) a batch of claimed runs; their final statuses, in order.
-    `client` is the pass's platform client (without one, the dispatch makes its own)."""
+    `client` is the pass's platform client (without one, the dispatch makes its own); `now` is the
+    pass's time, from which a failed one-off's next attempt and its deadline are reckoned."""
     if not runs:
         return []
+    now = now or timezone.now()
     started = time.monotonic()
     for run in runs:
         run.status, run.rationale, run.error = TaskRun.Status.CLAIMED, "", ""
@@ -253,7 +301,7 @@ def process(
                 run.status, run.rationale = TaskRun.Status.SHADOW, SHADOW_RATIONALE
     outgoing = [run for run in runs if run.status == TaskRun.Status.CLAIMED]
     if outgoing:
-        _send(outgoing, client)
+        _send(outgoing, client, now)
     _finish(runs, started)
     return [run.status for run in runs]
 
@@ -275,7 +323,8 @@ def _decide(run: TaskRun, controls: _Controls, *, approved: bool) -> None:
             TaskRun.Status.SUPPRESSED,
             f"the learner dismissed {task.get_kind_display().lower()}s repeatedly",
         )
-    elif task.kind in settings.PROACTIVE_APPROVAL_KINDS and not approved:
+    # A run sent before was let through, or approved, then: its retry is not asked again.
+    elif task.kind in settings.PROACTIVE_APPROVAL_KINDS and not approved and not run.attempts:
         stop = (
             TaskRun.Status.PENDING_APPROVAL,
             f"{task.get_kind_display()} is high impact: the teacher approves it",
@@ -331,14 +380,21 @@ def _compose(runs: list[TaskRun]) -> None:
         task, student = run.task, run.task.student
         pseudonyms = Pseudonyms.for_student(student)
         basis = f"\nIt rests on this pattern: {task.pattern.description}." if task.pattern else ""
+        # The intent and the pattern are stored free text: data. Only the task's owner is masked
+        # (no query): the one staff member its intent is likely to name.
+        data = StaffNames.of([(task.owner, ROLE_FOR_LEARNER)]).mask(
+            f"The teacher's intent: {task.intent}{basis}"
+        )
         masks.append(pseudonyms)
         asks.append(
             Ask(
                 purpose=f"compose a scheduled {task.kind}",
                 system=SYSTEM.format(
-                    pseudonym=pseudonyms.pseudonym_for(student.pk), kind=task.get_kind_display()
+                    pseudonym=pseudonyms.pseudonym_for(student.pk),
+                    kind=task.get_kind_display(),
+                    data_rule=DATA_RULE,
                 ),
-                messages=[{"role": "user", "content": f"The teacher's intent: {task.intent}{basis}"}],
+                messages=[{"role": "user", "content": data_section(data)}],
                 fallback=partial(_template, task, week.get(task.student_id) or 0),
                 actor=SYSTEM_PROACTIVE,
                 organisation_id=student.organisation_id,
@@ -359,7 +415,7 @@ def _compose(runs: list[TaskRun]) -> None:
         bulk.update(fresh, ["output", "llm_event_id"])
 
 
-def _send(runs: list[TaskRun], client: PlatformClient | None) -> None:
+def _send(runs: list[TaskRun], client: PlatformClient | None, now: datetime) -> None:
     sent = dispatch_many(
         [
             Outgoing(
@@ -375,10 +431,27 @@ def _send(runs: list[TaskRun], client: PlatformClient | None) -> None:
     )
     for run, outcome in zip(runs, sent, strict=True):
         run.dispatch = outcome.log
+        run.attempts += 1
         if outcome.error is None:
             run.status = TaskRun.Status.SENT
         else:
             run.status, run.error = TaskRun.Status.FAILED, f"{outcome.error} ({outcome.error.hint})"
+            if not run.task.cron:
+                _retry_or_give_up(run, now)
+
+
+def _retry_or_give_up(run: TaskRun, now: datetime) -> None:
+    """A one-off's send failed: its task is due again after a wait that doubles with each attempt
+    (the last one at the deadline), or, from its deadline on, the run is not delivered and the
+    task ends so. Claimed runs' tasks are done, so nobody else changes them meanwhile."""
+    task = run.task
+    deadline = run.scheduled_for + timedelta(hours=settings.PROACTIVE_ONE_OFF_DEADLINE_HOURS)
+    if now >= deadline:
+        run.status = TaskRun.Status.UNDELIVERED
+        task.status = ScheduledTask.Status.UNDELIVERED
+        return
+    wait = min(RETRY_FIRST_WAIT * 2 ** (run.attempts - 1), RETRY_MAX_WAIT)
+    task.status, task.next_run_at = ScheduledTask.Status.ACTIVE, min(now + wait, deadline)
 
 
 def _finish(runs: list[TaskRun], started: float) -> None:
@@ -390,6 +463,9 @@ def _finish(runs: list[TaskRun], started: float) -> None:
         task = run.task
         run.rationale = run.rationale or _why(task)
         run.duration_ms = duration_ms
+        if run.status == TaskRun.Status.UNDELIVERED:
+            run.error = f"not delivered after {run.attempts} attempts; the last: {run.error}"
+            continue  # its event is the failure recorded below
         events.append(
             new_event(
                 verb=f"proactive.{run.status}",
@@ -409,12 +485,56 @@ def _finish(runs: list[TaskRun], started: float) -> None:
                     "llm_event_id": run.llm_event_id,
                     "dispatch_id": run.dispatch_id,
                     "error": run.error or None,
+                    "attempts": run.attempts,
+                    "next_attempt_at": task.next_run_at.isoformat() if task.is_retrying else None,
                 },
             )
         )
+    # One-offs whose send failed: due again for their retry, or ended as not delivered.
+    undelivered = [run for run in runs if run.status == TaskRun.Status.UNDELIVERED]
+    retried = [run.task for run in runs if run.task.is_retrying] + [run.task for run in undelivered]
     with transaction.atomic():
         bulk.update(runs, OUTCOME_FIELDS)
+        if retried:
+            bulk.update(retried, ["status", "next_run_at"])
         record_events(events)
+        for run in undelivered:
+            _record_undelivered(run)
+
+
+def _record_undelivered(run: TaskRun) -> None:
+    """The high-severity failure someone must act on: what was not delivered, to whom, when due."""
+    task, student = run.task, run.task.student
+    due = (
+        f"{timezone.localtime(run.scheduled_for, zone(task.time_zone)):%a %d %b %Y %H:%M} ({task.time_zone})"
+    )
+    hours = settings.PROACTIVE_ONE_OFF_DEADLINE_HOURS
+    record_failure(
+        verb=f"proactive.{run.status}",
+        actor_name=SYSTEM_PROACTIVE,
+        source="worker",
+        target=run,
+        severity=Failure.Severity.HIGH,
+        why=(
+            f"{task.get_kind_display()} for {student.full_name}, due {due}, was not delivered: all "
+            f"{run.attempts} attempts to send it failed over {hours} h. Message: {run.output[:200]}"
+        ),
+        remediation=(
+            "check that the platform is up and that PLATFORM_BASE_URL and PLATFORM_TOKEN are right (the "
+            f"run's error: {run.error[:200]}); then, if the message still matters, schedule it again "
+            f"from /students/{student.pk}/schedules/"
+        ),
+        details={
+            "task_id": task.pk,
+            "kind": task.kind,
+            "scheduled_for": run.scheduled_for.isoformat(),
+            "message": run.output,
+            "attempts": run.attempts,
+            "deadline_hours": hours,
+            "dispatch_id": run.dispatch_id,
+            "error": run.error,
+        },
+    )
 
 
 def approve(*, run: TaskRun, by: User) -> str:

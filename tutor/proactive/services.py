@@ -199,22 +199,16 @@ def _require_self_or_teacher(user: User, student: Student) -> None:
 
 
 @transaction.atomic
-def proactiveness_adjust(*, student: Student, by: User, level: str, agent: str = "") -> ProactivenessSettings:
-    """Set how proactive the tutor is with the learner (the learner, a teacher, or the tutor for one)."""
+def proactiveness_adjust(*, student: Student, by: User, level: str) -> ProactivenessSettings:
+    """Set how proactive the tutor is with the learner (the learner, or a teacher: the tutor only
+    proposes it, and the teacher who confirms it sets it)."""
     _require_self_or_teacher(by, student)
     if level not in ProactivenessSettings.Level.values:
         raise ScheduleInvalid("level", f"must be one of {', '.join(ProactivenessSettings.Level.values)}")
     row = ProactivenessSettings.objects.select_for_update().get(pk=settings_for(student).pk)
     row.level, row.changed_by, row.changed_at = level, by, timezone.now()
     row.save(update_fields=["level", "changed_by", "changed_at"])
-    record(
-        verb="proactiveness.adjusted",
-        actor=None if agent else by,
-        actor_name=agent,
-        target=student,
-        why=f"level {level}",
-        details={"on_behalf_of": by.get_username()} if agent else {},
-    )
+    record(verb="proactiveness.adjusted", actor=by, target=student, why=f"level {level}")
     return row
 
 

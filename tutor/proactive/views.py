@@ -56,7 +56,7 @@ COMMON_ZONES = [
     "Australia/Sydney",
 ]
 DONE_WORDS = {"pause": "Paused", "resume": "Resumed", "cancel": "Cancelled"}
-ENDED = (ScheduledTask.Status.CANCELLED, ScheduledTask.Status.DONE)
+ENDED = (ScheduledTask.Status.CANCELLED, ScheduledTask.Status.DONE, ScheduledTask.Status.UNDELIVERED)
 
 
 # Reads the page needs that selectors.py does not offer: schedules with their recent runs in a
@@ -121,8 +121,9 @@ def _patterns(student: Student) -> dict[str, Any]:
 
 
 def _is_over(task: ScheduledTask) -> bool:
-    """Done or cancelled with nothing left to decide: a one-off is done as soon as it is claimed,
-    but its run may still wait for a teacher's approval, so it stays in view until then."""
+    """Done, cancelled or not delivered, with nothing left to decide: a one-off is done as soon as
+    it is claimed, but its run may still wait for a teacher's approval, so it stays in view until
+    then (one being retried is active again)."""
     waiting = any(run.status == TaskRun.Status.PENDING_APPROVAL for run in task.recent_runs)
     return task.status in ENDED and not waiting
 
@@ -136,6 +137,8 @@ def _schedules(student: Student) -> dict[str, Any]:
         "schedules": [t for t in tasks if not _is_over(t)],
         "ended": [t for t in tasks if _is_over(t)],
         "ended_ids": [t.pk for t in tasks if _is_over(t)],
+        # The ended list opens by itself when it holds a message that never reached the learner.
+        "undelivered": sum(1 for t in tasks if t.status == ScheduledTask.Status.UNDELIVERED),
         "kinds": ScheduledTask.Kind.choices,
         "pattern_choices": list(choices),
         "time_zones": zones,
