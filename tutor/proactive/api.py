@@ -52,9 +52,7 @@ class ScheduleFilterIn(PageIn):
 
 
 class ScheduleIn(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["cron"]}, {"required": ["run_at"]}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["cron"]}, {"required": ["run_at"]}]})
 
     student_id: Id = Field(description="A student in your classes.")
     kind: str = Field(json_schema_extra={"enum": ScheduledTask.Kind.values})
