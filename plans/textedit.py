@@ -33,10 +33,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from classroom.inputs import PLAN_TEXT
 from plans.schema import PlanDocument
 
-MAX_TEXT = 4000  # far beyond any edit a teacher types; longer text is not read at all
+MAX_TEXT = PLAN_TEXT  # far beyond any edit a teacher types; longer text is not read at all
+ABBREVIATION_WINDOW = 8  # "sept", "e.g", "i.e" and a word boundary before them
 MAX_JOIN = 6  # pieces one clause may span when joined back
+MAX_PIECES = 40  # a "sentence" of more comma- or and-separated pieces is a list, not an edit
 WEEKDAY_SESSIONS = 5
 
 
@@ -115,7 +118,11 @@ _F = {  # the fragments the rules are written with
 }
 
 _SENTENCE = re.compile(r"[\n;]|[.!?](?=\s|$)")
-_PIECE = re.compile(r"\s*,\s*(?:(?:and|then|also)\s+)*|\s+(?:and|then|&)\s+(?:(?:then|also)\s+)*", re.I)
+# Separators start where a run of spaces starts (the look-behinds): tried from inside a long run,
+# each position would scan the rest of it again (quadratic).
+_PIECE = re.compile(
+    r"(?<!\s)\s*,\s*(?:(?:and|then|also)\s+)*|(?<!\s)\s+(?:and|then|&)\s+(?:(?:then|also)\s+)*", re.I
+)
 _ABBREVIATION = re.compile(r"\b(?:jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec|no|vs|e\.g|i\.e)$", re.I)
 _LEADING = re.compile(
     r"^(?:(?:please|pls|plz|also|then|and|but|ok(?:ay)?|so|now|finally|hey|hi|hello|can you|could you"
@@ -123,11 +130,24 @@ _LEADING = re.compile(
     r"|only|go ahead and)\b[\s,:!]*)+",
     re.I,
 )
-_TRAILING = re.compile(
-    r"(?:[\s,.!?]+|\b(?:please|pls|plz|thanks|thank you|thx|cheers|too|as well|only|in total|total"
-    r"|is (?:enough|plenty|fine|better)|should do|will do)\b)+$",
+# Courtesy and emphasis that trail a clause ("…, please!", "… too, thanks"), taken off one word at a
+# time from the end (`_without_courtesy`): one pattern for the whole tail, `(?:[\s,.!?]+|…)+$`,
+# tried the ways of cutting "!!!!…" into runs (exponential: 24 characters took 18 s).
+_TRAILING_WORD = re.compile(
+    r"\b(?:please|pls|plz|thanks|thank you|thx|cheers|too|as well|only|in total|total"
+    r"|is (?:enough|plenty|fine|better)|should do|will do)$",
     re.I,
 )
+_TRAILING_WINDOW = 16  # longer than any of those words with the space before it
+
+
+def _without_courtesy(words: str) -> str:
+    while True:
+        words = words.rstrip(" ,.!?")
+        tail = _TRAILING_WORD.search(words[-_TRAILING_WINDOW:])
+        if tail is None:
+            return words
+        words = words[: len(words) - len(tail.group())]
 
 
 def _number(text: str) -> float | None:
@@ -537,7 +557,10 @@ def parse_edit(text: str, *, base: PlanDocument, catalogue: dict[str, str], toda
 def _cut(text: str, separator: re.Pattern[str], *, start: int, end: int) -> list[tuple[int, int]]:
     spans, begin = [], start
     for match in separator.finditer(text, start, end):
-        if match.group() == "." and _ABBREVIATION.search(text, start, match.start()):
+        # The abbreviation sits just before the dot: look at those characters only, or every dot
+        # of a long sentence would search the sentence again from its start (quadratic).
+        window = max(start, match.start() - ABBREVIATION_WINDOW)
+        if match.group() == "." and _ABBREVIATION.search(text, window, match.start()):
             continue  # "Dec. 15" goes on
         spans.append((begin, match.start()))
         begin = match.end()
@@ -551,6 +574,9 @@ def _read_sentence(
     """Joins the pieces into clauses (fewest unread pieces, then most edits, then longest clauses),
     then applies the clauses in order; unread neighbours are reported as one."""
     n = len(pieces)
+    if n > MAX_PIECES:  # each piece would be tried in up to MAX_JOIN clauses against every rule
+        not_understood.append(text[pieces[0][0] : pieces[-1][1]].strip())
+        return
     best: list[tuple[int, int, int, bool]] = [(0, 0, -n, False)] * (n + 1)  # (unread, -edits, -next, read)
     for i in range(n - 1, -1, -1):
         options = [(best[i + 1][0] + 1, best[i + 1][1], -(i + 1), False)]
@@ -579,7 +605,7 @@ def _read_sentence(
 def _interpret(clause: str, draft: _Draft, *, trial: bool = False) -> str | None:
     """What the clause changed in the draft (in a copy of it on a trial); "" for courtesy that asks
     for nothing; None when no rule can apply it (the draft is then as it was)."""
-    words = _TRAILING.sub("", _LEADING.sub("", " ".join(clause.split())))
+    words = _without_courtesy(_LEADING.sub("", " ".join(clause.split())))
     if not words:
         return ""
     target = None

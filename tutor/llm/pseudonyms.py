@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
+# An address starts where a run of address characters starts: without the look-behind the engine
+# would try again from every character of a long run that holds no "@" (quadratic in the run).
+EMAIL = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 EMAIL_PLACEHOLDER = "[email]"
 AMBIGUOUS_PLACEHOLDER = "[name]"
 
@@ -131,20 +133,23 @@ def _build_masking(people: list[_Person]) -> tuple[re.Pattern[str], dict[str, st
         replacements.setdefault(name, labels.pop() if len(labels) == 1 else AMBIGUOUS_PLACEHOLDER)
 
     names = sorted((key for key in replacements if "@" not in key), key=len, reverse=True)
-    alternatives = [EMAIL.pattern] + [_name_pattern(name) for name in names]
-    # Whitespace inside a full name may be any run of spaces or a line break.
-    return re.compile("|".join(f"(?:{a})" for a in alternatives)), replacements
+    # Names are tried only where a word starts (one look-behind for all of them, not one each).
+    pattern = EMAIL.pattern
+    if names:
+        pattern += rf"|(?<!\w)(?:{'|'.join(_name_pattern(name) for name in names)})(?!\w)"
+    return re.compile(pattern), replacements
 
 
 def _name_pattern(name: str) -> str:
     words = [re.escape(word) for word in name.split()]
+    # Whitespace inside a full name may be any run of spaces or a line break.
     body = r"\s+".join(words)
     if name in _COMMON_WORDS:
         # Capitalised (or all capitals) only.
         body = f"(?:{re.escape(name.capitalize())}|{re.escape(name.upper())})"
     else:
         body = f"(?i:{body})"
-    return rf"(?<!\w){body}(?!\w)"
+    return body
 
 
 def _replacement(match: re.Match[str], replacements: dict[str, str]) -> str:
