@@ -16,9 +16,11 @@ plan reader, the dispatcher's messages).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from tutor.llm.pseudonyms import walk_strings
 
 DATA_OPEN, DATA_CLOSE = "<data>", "</data>"
 DATA_RULE = (
@@ -68,15 +70,15 @@ class StaffNames:
 
     def mask_data(self, value: Any) -> Any:
         """`mask` applied to every string inside dicts and lists."""
-        return _walk(value, self.mask)
+        return walk_strings(value, self.mask)
 
     def restore(self, echoed: Any, sent: Any) -> Any:
         """`echoed` (what the model gave back of the structure `sent`) with each string that is
         exactly how one of `sent`'s strings was written into the prompt put back as it was: an
         objective the model kept is not changed by the masking."""
         written: dict[str, str] = {}
-        _walk(sent, lambda text: written.setdefault(neutralised(self.mask(text)), text))
-        return _walk(echoed, lambda text: written.get(text, text))
+        walk_strings(sent, lambda text: written.setdefault(neutralised(self.mask(text)), text))
+        return walk_strings(echoed, lambda text: written.get(text, text))
 
 
 def _names(user: Any) -> list[str]:
@@ -98,13 +100,3 @@ def _pattern(name: str) -> str:
     if len(words) > 1 and words[0] in TITLES:
         return rf"{words[0]}\.?\s+" + r"\s+".join(words[1:])
     return r"\s+".join(words)
-
-
-def _walk(value: Any, change: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return change(value)
-    if isinstance(value, list | tuple):
-        return [_walk(item, change) for item in value]
-    if isinstance(value, dict):
-        return {key: _walk(item, change) for key, item in value.items()}
-    return value

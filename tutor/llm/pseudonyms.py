@@ -17,7 +17,7 @@ Over-masking is the safe side: a sentence-initial "Will you..." becomes "Student
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -95,10 +95,10 @@ class Pseudonyms:
 
     def mask_data(self, value: Any) -> Any:
         """`mask` applied to every string inside dicts and lists (message blocks, tool inputs)."""
-        return _walk(value, self.mask)
+        return walk_strings(value, self.mask)
 
     def unmask_data(self, value: Any) -> Any:
-        return _walk(value, self.unmask)
+        return walk_strings(value, self.unmask)
 
     @cached_property
     def _masking(self) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -159,11 +159,12 @@ def _replacement(match: re.Match[str], replacements: dict[str, str]) -> str:
     return replacements.get(found, AMBIGUOUS_PLACEHOLDER)
 
 
-def _walk(value: Any, change: Any) -> Any:
+def walk_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """`value` with `change` applied to every string inside its dicts and lists (not to keys)."""
     if isinstance(value, str):
         return change(value)
     if isinstance(value, list | tuple):
-        return [_walk(item, change) for item in value]
+        return [walk_strings(item, change) for item in value]
     if isinstance(value, dict):
-        return {key: _walk(item, change) for key, item in value.items()}
+        return {key: walk_strings(item, change) for key, item in value.items()}
     return value
