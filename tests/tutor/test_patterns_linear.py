@@ -86,6 +86,9 @@ EDIT_SHAPES = {
     "objective": "objective about " + "x " * ((textedit.MAX_TEXT - 16) // 2),
     # Took 18 s at 24 characters: the courtesy-tail pattern cut the run of "!" every possible way.
     "exclamations": "!" * 40 + "x",
+    # Took 1.9 s: the milestone title could end before any "on" of the run and read the rest again.
+    "due words": "add milestone " + "on " * ((textedit.MAX_TEXT - 15) // 3) + "x",
+    "milestone dashes": "new milestone " + "- " * ((textedit.MAX_TEXT - 15) // 2) + "x",
     "trailing courtesy": "x" + ", please" * ((textedit.MAX_TEXT - 9) // 8) + " thanks!",
 }
 
