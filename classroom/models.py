@@ -58,6 +58,7 @@ class User(AbstractUser):
         ORG_ADMIN = "org_admin", "Organisation admin"
         COMPLIANCE = "compliance", "Compliance"
         LEARNER = "learner", "Learner"
+        SERVICE = "service", "Service (learner app)"
 
     organisation = models.ForeignKey(
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
@@ -70,8 +71,9 @@ class User(AbstractUser):
 
     @property
     def is_staff_member(self) -> bool:
-        """Teachers, org admins and compliance staff use the console; learners use the API."""
-        return self.is_superuser or self.role != self.Role.LEARNER
+        """Teachers, org admins and compliance staff use the console; learners and service
+        accounts (`create_api_token --service`) use the API."""
+        return self.is_superuser or self.role not in (self.Role.LEARNER, self.Role.SERVICE)
 
     @property
     def can_act_on_alerts(self) -> bool:
@@ -229,6 +231,29 @@ class DailyPerformance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student} on {self.date}"
+
+
+class LearnerCheckIn(models.Model):
+    """A learner's own rating of a day, from the learner app (day.done's confidence, 1 to 10, on
+    the check-in scale of 1 to 5). The risk rules read it on days the platform has no rating;
+    the platform's mirrors never overwrite it."""
+
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="check_ins")
+    date = models.DateField(help_text="The day in the learner's own time zone.")
+    confidence = models.PositiveSmallIntegerField(help_text="1 (low) to 5 (high).")
+    reported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["student", "-date"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "date"], name="learner_check_in_unique"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=1, confidence__lte=5), name="check_in_confidence_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} rated {self.date} {self.confidence}/5"
 
 
 class StudyPlanProgress(models.Model):

@@ -3,11 +3,14 @@ the approvals that high-impact changes wait in."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from classroom.models import Organisation, Student
@@ -201,3 +204,100 @@ class Approval(models.Model):
 
     def audit_scope(self) -> dict[str, Any]:
         return {"organisation_id": self.organisation_id, "student_id": self.draft.plan.student_id}
+
+
+# The learner's side: what they want to learn (an intent) and the plan of each day.
+
+
+class LearnerIntent(models.Model):
+    """What a learner wants to learn, from the learner app (`/api/orchestrator/intent.sync`). One
+    is active per learner; a change makes a new one and keeps the older, inactive."""
+
+    class Depth(models.TextChoices):
+        SURFACE = "surface", "Surface"
+        INFORMED = "informed", "Informed"
+        EXPERT = "expert", "Expert"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="intents")
+    topic = models.CharField(max_length=200)
+    depth = models.CharField(max_length=16, choices=Depth.choices)
+    end_goal = models.CharField(max_length=500)
+    time_per_day_min = models.PositiveSmallIntegerField()
+    user_tz = models.CharField(max_length=64, help_text="The learner's IANA time zone.")
+    meta = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["student", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["student"], condition=Q(active=True), name="one_active_intent"),
+            models.CheckConstraint(
+                condition=Q(time_per_day_min__gte=5, time_per_day_min__lte=480),
+                name="intent_minutes_5_to_480",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} wants {self.topic} ({self.depth})"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.user_tz)
+
+    def audit_scope(self) -> dict[str, Any]:
+        return {"organisation_id": self.student.organisation_id, "student_id": self.student_id}
+
+
+class DailySession(models.Model):
+    """One day of a learner's programme: the plan made for it (`day.run`) and how it went
+    (`day.done`). Week 1, day 1 is the day of the learner's first intent, in their time zone."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="daily_sessions")
+    intent = models.ForeignKey(LearnerIntent, on_delete=models.PROTECT, related_name="sessions")
+    week = models.PositiveSmallIntegerField()
+    day = models.PositiveSmallIntegerField()
+    date = models.DateField(help_text="The programme day in the learner's time zone.")
+    plan_md = models.TextField()
+    plan_json_summary = models.JSONField(default=dict)
+    plan_source = models.CharField(
+        max_length=16, help_text="Who composed the plan: 'model' or 'rules' (no model, or it failed)."
+    )
+    degraded_mode = models.BooleanField(default=False)
+    degraded_reasons = models.JSONField(default=list, blank=True, help_text="Why, agent by agent.")
+    cache_hits = models.PositiveSmallIntegerField(default=0)
+    cache_misses = models.PositiveSmallIntegerField(default=0)
+    signal_quality = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    refreshed_at = models.DateTimeField(null=True, blank=True, help_text="When force_refresh rebuilt it.")
+    completion_time_min = models.PositiveSmallIntegerField(null=True, blank=True)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 (low) to 10 (high).")
+    notes = models.TextField(blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    next_day_hint = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["student", "-date"]
+        constraints = [
+            models.UniqueConstraint(fields=["student", "week", "day"], name="one_session_per_day"),
+            models.CheckConstraint(condition=Q(day__gte=1, day__lte=7), name="session_day_1_to_7"),
+            models.CheckConstraint(condition=Q(week__gte=1), name="session_week_from_1"),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=10),
+                name="session_confidence_1_to_10",
+            ),
+        ]
+        indexes = [models.Index(fields=["student", "-date"], name="session_student_recent")]
+
+    def __str__(self) -> str:
+        return f"week {self.week} day {self.day} of {self.student}"
+
+    def audit_scope(self) -> dict[str, Any]:
+        return {"organisation_id": self.student.organisation_id, "student_id": self.student_id}
+
+    @property
+    def is_completed(self) -> bool:
+        return self.completed_at is not None

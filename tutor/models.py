@@ -287,3 +287,35 @@ class ToolProposal(models.Model):
 
     def audit_scope(self) -> dict[str, object]:
         return {"organisation_id": self.student.organisation_id, "student_id": self.student_id}
+
+
+class AgentSignal(models.Model):
+    """The orchestrator's cache of one agent's answer for one learner (`clo`, `alex`, `ta`,
+    `socratic`), with its ETag. Fresh for the agent's window after it was last confirmed; a stale
+    one is revalidated with If-None-Match, and used as it is when the agent fails."""
+
+    student = models.ForeignKey("classroom.Student", on_delete=models.CASCADE, related_name="agent_signals")
+    agent = models.CharField(max_length=16)
+    data = models.JSONField(default=dict)
+    etag = models.CharField(max_length=200, blank=True)
+    fetched_at = models.DateTimeField(help_text="When this answer was first received.")
+    checked_at = models.DateTimeField(help_text="When the agent last confirmed it (a 200 or a 304).")
+    last_error = models.CharField(max_length=300, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["student", "agent"], name="one_signal_per_agent")]
+
+    def __str__(self) -> str:
+        return f"{self.agent} for {self.student}"
+
+
+class RateBucket(models.Model):
+    """A token bucket (GCRA) kept in the database so that every web process shares it: `tat` is
+    the theoretical arrival time, in seconds since the epoch, of the next request that conforms."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    tat = models.FloatField()
+
+    def __str__(self) -> str:
+        return self.key

@@ -272,6 +272,40 @@ PROACTIVE_DISMISSALS_TO_SUPPRESS = env_int("PROACTIVE_DISMISSALS_TO_SUPPRESS", 3
 # many hours after its due time; then it is marked not delivered and a high-severity failure opens.
 PROACTIVE_ONE_OFF_DEADLINE_HOURS = env_int("PROACTIVE_ONE_OFF_DEADLINE_HOURS", 24)
 
+# The learner orchestrator (tutor.orchestrator, /api/orchestrator/...). day.run answers within
+# this many seconds whatever its agents do; each agent call waits at most the per-call timeout,
+# and both are cut to what is left of the budget.
+ORCHESTRATOR_DAY_RUN_BUDGET = env_float("ORCHESTRATOR_DAY_RUN_BUDGET", 12.0)
+ORCHESTRATOR_AGENT_TIMEOUT = env_float("ORCHESTRATOR_AGENT_TIMEOUT", 15.0)
+# A remote agent's 5xx is retried after 1, 2 and 4 s (this base, doubling); a 429 after its Retry-After.
+ORCHESTRATOR_AGENT_BACKOFF_BASE = env_float("ORCHESTRATOR_AGENT_BACKOFF_BASE", 1.0)
+ORCHESTRATOR_AGENT_MAX_ATTEMPTS = env_int("ORCHESTRATOR_AGENT_MAX_ATTEMPTS", 4)
+# The four agents: each built in (over our own data) unless a URL here makes it a remote HTTP
+# agent speaking the agent contract, called with ORCHESTRATOR_AGENT_TOKEN as its bearer token.
+ORCHESTRATOR_AGENT_URLS = {
+    name: env_str(f"ORCHESTRATOR_{name.upper()}_URL", "") for name in ("clo", "alex", "ta", "socratic")
+}
+ORCHESTRATOR_AGENT_TOKEN = env_str("ORCHESTRATOR_AGENT_TOKEN", "demo-agents-token")
+# How long each agent's answer stays fresh (minutes): a fresh answer is a cache hit, a stale one
+# is revalidated with If-None-Match.
+ORCHESTRATOR_FRESHNESS_MINUTES = {
+    "clo": env_int("ORCHESTRATOR_CLO_FRESH_MINUTES", 24 * 60),
+    "alex": env_int("ORCHESTRATOR_ALEX_FRESH_MINUTES", 12 * 60),
+    "ta": env_int("ORCHESTRATOR_TA_FRESH_MINUTES", 60),
+    "socratic": env_int("ORCHESTRATOR_SOCRATIC_FRESH_MINUTES", 6 * 60),
+}
+# Per-learner token buckets: day.run (it asks four agents and maybe a model) and the other
+# endpoints, as requests per minute with the burst a bucket holds.
+ORCHESTRATOR_RATE_LIMITS = {
+    "day.run": (env_int("ORCHESTRATOR_DAY_RUN_PER_MINUTE", 6), env_int("ORCHESTRATOR_DAY_RUN_BURST", 3)),
+    "default": (env_int("ORCHESTRATOR_PER_MINUTE", 120), env_int("ORCHESTRATOR_BURST", 30)),
+}
+# The daily job prepares each active learner's next plan at this local time ("HH:MM") in their zone.
+ORCHESTRATOR_PREPARE_AT = env_str("ORCHESTRATOR_PREPARE_AT", "06:00")
+ORCHESTRATOR_PREPARE_CRON = env_str("ORCHESTRATOR_PREPARE_CRON", "*/15 * * * *")
+# Shared rate-limit buckets when several machines serve the API; empty keeps them in the database.
+REDIS_URL = env_str("REDIS_URL", "")
+
 # Email: printed to the console unless an SMTP server is configured.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
