@@ -1,0 +1,1 @@
+"""The learner orchestrator: a learner's day plan made from four agents' signals (seeds/003_*)."""
