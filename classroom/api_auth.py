@@ -16,7 +16,7 @@ from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer, SessionAuth
 
 from audit.services import record
-from classroom.models import ApiToken, User
+from classroom.models import ApiToken, Organisation, User
 
 TOKEN_PREFIX = "pt_"
 # last_used_at is written at most this often per token, not on every request.
@@ -53,6 +53,29 @@ def api_token_create(*, user: User, name: str = "", days: int | None = None, by:
         why=f"API token {row.prefix}… for {user.get_username()}, expires {format_moment(row.expires_at)}",
     )
     return token
+
+
+@transaction.atomic
+def service_account(*, name: str, organisation: Organisation) -> User:
+    """The account a learner app's service tokens belong to: role `service`, no password, acting
+    only for learners of `organisation` (through X-User-ID). Made on first use, with its event."""
+    username = f"service:{name}"
+    user = User.objects.filter(username=username).first()
+    if user is not None:
+        if user.role != User.Role.SERVICE or user.organisation_id != organisation.pk:
+            raise ValueError(f"{username} already exists for another organisation or role")
+        return user
+    user = User(username=username, role=User.Role.SERVICE, organisation=organisation)
+    user.set_unusable_password()
+    user.save()
+    record(
+        verb="user.service_account_created",
+        actor_name="system:command",
+        target=user,
+        organisation_id=organisation.pk,
+        why=f"service account {username} for {organisation.name}'s learner app",
+    )
+    return user
 
 
 @transaction.atomic

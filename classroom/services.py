@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -15,7 +15,15 @@ from audit.services import record
 from classroom import rules
 from classroom.inputs import NOTE, check_text
 from classroom.locks import advisory_xact_lock
-from classroom.models import Alert, Assignment, DailyPerformance, Organisation, Student, User
+from classroom.models import (
+    Alert,
+    Assignment,
+    DailyPerformance,
+    LearnerCheckIn,
+    Organisation,
+    Student,
+    User,
+)
 
 SYSTEM_ALERTS = "system:alerts"
 ACTIVE_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
@@ -68,10 +76,21 @@ def _recompute_chunk(
 ) -> None:
     since = today - timedelta(days=rules.history_days_needed(thresholds))
     days: dict[int, list[rules.DayFact]] = defaultdict(list)
+    # The learner's own ratings (day.done in the learner app) stand in on days the platform has none.
+    own = {
+        (student_id, day): confidence
+        for student_id, day, confidence in LearnerCheckIn.objects.filter(
+            student_id__in=ids, date__gte=since, date__lte=today
+        ).values_list("student_id", "date", "confidence")
+    }
     for student_id, day, mastery, confidence in DailyPerformance.objects.filter(
         student_id__in=ids, date__gte=since, date__lte=today
     ).values_list("student_id", "date", "mastery", "confidence"):
-        days[student_id].append(rules.DayFact(day, mastery, confidence))
+        own_rating = own.pop((student_id, day), None)
+        rated = confidence if confidence is not None else own_rating
+        days[student_id].append(rules.DayFact(day, mastery, rated))
+    for (student_id, day), confidence in own.items():
+        days[student_id].append(rules.DayFact(day, None, confidence))
     assignments: dict[int, list[rules.AssignmentFact]] = defaultdict(list)
     for student_id, title, due_at, submitted_at in Assignment.objects.filter(
         student_id__in=ids, submitted_at__isnull=True, due_at__lte=now
@@ -191,6 +210,15 @@ def _record_alert(alert: Alert, verb: str, *, why: str, details: dict, actor: Us
         why=why,
         details=details,
     )
+
+
+def check_in_record(*, student: Student, day: date, confidence: int) -> LearnerCheckIn:
+    """The learner's own rating of `day` (1 to 5), from the learner app; a second rating of the
+    same day replaces the first. The caller records the audit event of what it was part of."""
+    row, _ = LearnerCheckIn.objects.update_or_create(
+        student=student, date=day, defaults={"confidence": confidence, "reported_at": timezone.now()}
+    )
+    return row
 
 
 class AlertStateError(Exception):

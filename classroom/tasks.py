@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audit import context
-from classroom.models import Organisation, SchoolClass, SyncRun
+from classroom.models import Organisation, SchoolClass, Student, SyncRun
 from classroom.platform.sync import sync_run_execute, sync_run_request
 from classroom.services import alerts_recompute
 
@@ -11,6 +11,14 @@ from classroom.services import alerts_recompute
 def recompute_alerts(organisation_id: int) -> dict[str, int]:
     with context.bind(source="worker"):
         result = alerts_recompute(organisation=Organisation.objects.get(pk=organisation_id))
+    return vars(result)
+
+
+def recompute_student_alerts(student_id: int) -> dict[str, int]:
+    """One learner's alerts, after something of theirs changed (a rating from the learner app)."""
+    student = Student.objects.select_related("organisation").get(pk=student_id)
+    with context.bind(source="worker"):
+        result = alerts_recompute(organisation=student.organisation, student_ids=[student_id])
     return vars(result)
 
 

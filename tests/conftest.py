@@ -15,6 +15,8 @@ pytest_plugins = [
     "tests.notify_fixtures",
     "tests.fake_anthropic",
     "tests.plan_fixtures",
+    "tests.agents_fixtures",
+    "tests.tutor.orchestrator_fixtures",
 ]
 
 

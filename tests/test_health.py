@@ -68,6 +68,7 @@ def test_install_schedules_is_idempotent(db):
         "plan-drafts-expiry",
         "workflow-recommendations",
         "proactive-dispatch",
+        "orchestrator-prepare",
     }
     assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"
     assert ActivityEvent.objects.filter(verb="schedules.installed", source="command").count() == 2

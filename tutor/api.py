@@ -23,6 +23,8 @@ from plans.api import router as plans_router
 from plans.schema import PlanInvalid
 from plans.services import PublishConflict
 from tutor.middleware import ERROR_CODES
+from tutor.orchestrator.api import router as orchestrator_router
+from tutor.orchestrator.services import OrchestratorError
 from tutor.proactive.api import proactive_router, schedules_router
 from tutor.proactive.timing import ScheduleInvalid
 from workflow.api import router as workflow_router
@@ -56,6 +58,7 @@ api.add_router("/plans", plans_router)
 api.add_router("/workflow", workflow_router)
 api.add_router("/schedules", schedules_router)
 api.add_router("/proactive", proactive_router)
+api.add_router("/orchestrator", orchestrator_router)
 
 
 def _error(
@@ -124,6 +127,16 @@ def _invalid_schedule(request: HttpRequest, exc: ScheduleInvalid) -> HttpRespons
 @api.exception_handler(InputInvalid)
 def _refused_input(request: HttpRequest, exc: InputInvalid) -> HttpResponse:
     return _error(request, 400, "bad_request", str(exc), {exc.field: [exc.problem]})
+
+
+@api.exception_handler(OrchestratorError)
+def _orchestrator_refused(request: HttpRequest, exc: OrchestratorError) -> HttpResponse:
+    response = _error(
+        request, exc.status, exc.code, exc.detail, {exc.field: [exc.detail]} if exc.field else None
+    )
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(HttpError)

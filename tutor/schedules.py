@@ -65,4 +65,10 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         settings.AUDIT_CHECKPOINT_CRON,
         "sign each organisation's audit chain head and send it to its email and Slack channels",
     ),
+    RecurringJob(
+        "orchestrator-prepare",
+        "tutor.tasks.prepare_daily_plans",
+        settings.ORCHESTRATOR_PREPARE_CRON,
+        "make each active learner's plan for today once ORCHESTRATOR_PREPARE_AT has come in their zone",
+    ),
 )
