@@ -2,7 +2,8 @@
 
 The history is the one the platform simulator serves (`classroom.platform.history`), written
 straight into the mirrors so the demo works before any sync; a re-run on the same day writes
-the same rows.
+the same rows. The students of Algebra I · Period 2 have learner logins (`learner1`, `learner2`,
+…, in the class's order) for the learner app's API.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,6 +35,9 @@ from classroom.services import alerts_recompute
 from classroom.signals import demo_seeded
 
 BATCH = 2000
+# The class whose students sign in to the learner app, and their one demo password.
+LEARNER_CLASS = "alg1-p2"
+LEARNER_PASSWORD = "demo-learner"
 
 
 @dataclass
@@ -44,6 +49,7 @@ class SeedResult:
     assignments: int = 0
     milestones: int = 0
     profiles: dict[str, int] = field(default_factory=dict)
+    learner_logins: int = 0
     alerts_opened: int = 0
 
 
@@ -63,6 +69,8 @@ def demo_school_seed(*, class_size: int = BLOCK, now: datetime | None = None) ->
             school_class = _school_class(organisation, class_spec, users)
             students = _students(organisation, school_class, class_index, class_size, spec, now)
             _history(students, school_class, now, result)
+            if school_class.platform_id == LEARNER_CLASS:
+                result.learner_logins = _learner_logins(organisation, [s for s, _ in students])
             result.classes += 1
             result.students += len(students)
         demo_seeded.send(sender=demo_school_seed, organisation=organisation, users=users, now=now)
@@ -78,6 +86,7 @@ def demo_school_seed(*, class_size: int = BLOCK, now: datetime | None = None) ->
                 "students": result.students,
                 "performance_rows": result.performance_rows,
                 "profiles": result.profiles,
+                "learner_logins": result.learner_logins,
             },
         )
     result.alerts_opened = alerts_recompute(organisation=organisation, now=now).opened
@@ -102,6 +111,51 @@ def _user(organisation: Organisation, spec: dict[str, Any]) -> User:
         user.set_password(spec["password"])
         user.save(update_fields=["password"])
     return user
+
+
+def _learner_logins(organisation: Organisation, students: list[Student]) -> int:
+    """`learner1`, `learner2`, … for `students` in order: role learner, the demo password, linked
+    through `Student.user`. Written in bulk like the students themselves (the `demo.seeded` event
+    counts them): one password hash serves every new login, so a large class costs one hash, and
+    a password changed since the last seed is set back (which ends that login's API tokens)."""
+    wanted = {f"learner{n}": student for n, student in enumerate(students, 1)}
+    existing = {user.username: user for user in User.objects.filter(username__in=wanted)}
+    demo_hashes = {h for h in {u.password for u in existing.values()} if check_password(LEARNER_PASSWORD, h)}
+    encoded = min(demo_hashes) if demo_hashes else make_password(LEARNER_PASSWORD)
+    fresh = []
+    for username, student in wanted.items():
+        profile = {
+            "organisation": organisation,
+            "role": User.Role.LEARNER,
+            "first_name": student.first_name,
+            "last_name": student.last_name,
+            "email": student.email,
+            "is_active": True,
+        }
+        user = existing.get(username)
+        if user is None:
+            fresh.append(User(username=username, password=encoded, **profile))
+            continue
+        for name, value in profile.items():
+            setattr(user, name, value)
+        if user.password not in demo_hashes:
+            user.set_password(LEARNER_PASSWORD)
+            user.save(update_fields=["password"])
+    User.objects.bulk_create(fresh, batch_size=BATCH)
+    User.objects.bulk_update(
+        list(existing.values()),
+        ["organisation", "role", "first_name", "last_name", "email", "is_active"],
+        batch_size=BATCH,
+    )
+    ids = dict(User.objects.filter(username__in=wanted).values_list("username", "pk"))
+    relinked = [(ids[username], s) for username, s in wanted.items() if s.user_id != ids[username]]
+    if relinked:
+        # Student.user is one-to-one: whoever holds one of these logins now lets go of it first.
+        Student.objects.filter(user_id__in=[pk for pk, _ in relinked]).update(user=None)
+        for pk, student in relinked:
+            student.user_id = pk
+        Student.objects.bulk_update([s for _, s in relinked], ["user"], batch_size=BATCH)
+    return len(wanted)
 
 
 def _school_class(organisation: Organisation, spec: dict[str, Any], users: dict[str, User]) -> SchoolClass:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("plans.urls")),
     path("", include("tutor.chat.urls")),
+    path("", include("tutor.orchestrator.urls")),
     path("", include("workflow.urls")),
     path("", include("tutor.proactive.urls")),
     path("", include("classroom.urls")),
