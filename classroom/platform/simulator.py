@@ -24,13 +24,13 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.utils import timezone
 
 from classroom.platform import history
+from classroom.platform.sim_http import SimHandler, SimServer, serve_in_thread
 
 _CHANGES = re.compile(r"^/v1/students/(?P<student>[^/]+)/changes$")
 _DISPATCHES = re.compile(r"^/v1/students/(?P<student>[^/]+)/dispatches$")
@@ -160,22 +160,13 @@ def changes_for(student: history.DemoStudent, since: datetime | None, now: datet
     return {"as_of": now, "performance": performance, "plan_progress": milestones, "assignments": assignments}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: PlatformServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without TCP_NODELAY the second waits for the
-    # client's delayed ACK (~40 ms on every answer of a keep-alive connection).
-    disable_nagle_algorithm = True
+class _Handler(SimHandler):
+    def _answered(self, status: int) -> None:
+        if not self.path.startswith("/_sim/"):  # the report counts platform traffic, not its own
+            self.server.state.answered(status)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self._handle("POST")
+    def _json_default(self, value: Any) -> Any:
+        return _json_default(value)
 
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
@@ -279,57 +270,10 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         self._send(HTTPStatus.CREATED, {"ok": True, "data": answer})
 
-    def _control(self, method: str, path: str, body: bytes) -> None:
-        state = self.server.state
-        if method == "GET" and path == "/_sim/report":
-            return self._send(HTTPStatus.OK, {"ok": True, "data": state.report()})
-        if method == "POST" and path == "/_sim/reset":
-            state.reset()
-            return self._send(HTTPStatus.OK, {"ok": True, "data": state.report()})
-        if method == "POST" and path == "/_sim/config":
-            try:
-                state.config.update(json.loads(body or b"{}"))
-            except (ValueError, TypeError) as error:
-                return self._fail(HTTPStatus.BAD_REQUEST, str(error), "bad_request")
-            return self._send(HTTPStatus.OK, {"ok": True, "data": asdict(state.config)})
-        return self._fail(HTTPStatus.NOT_FOUND, f"no route for {method} {path}", "not_found")
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _fail(self, status: HTTPStatus, error: str, code: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, {"ok": False, "error": error, "code": code}, headers)
-
-    def _send(
-        self, status: HTTPStatus, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        encoded = json.dumps(payload, default=_json_default).encode()
-        if not self.path.startswith("/_sim/"):  # the report counts platform traffic, not its own
-            self.server.state.answered(int(status))
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(encoded)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(encoded)
-
-
-class PlatformServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
+class PlatformServer(SimServer):
     def __init__(self, address: tuple[str, int], config: SimulatorConfig, *, verbose: bool = False) -> None:
-        self.state = PlatformState(config)
-        self.verbose = verbose
-        super().__init__(address, _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(address, PlatformState(config), _Handler, verbose=verbose)
 
 
 def start_in_thread(
@@ -337,5 +281,5 @@ def start_in_thread(
 ) -> PlatformServer:
     """Serve in a background thread (tests, benchmarks); call `.shutdown()` to stop."""
     server = PlatformServer((host, port), config or SimulatorConfig())
-    threading.Thread(target=server.serve_forever, name="platform-simulator", daemon=True).start()
+    serve_in_thread(server, "platform-simulator")
     return server

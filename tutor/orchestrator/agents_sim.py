@@ -26,10 +26,10 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from classroom.platform.sim_http import SimHandler, SimServer, serve_in_thread
 from tutor.orchestrator.contract import AGENTS
 
 _AGENT_PATH = re.compile(r"^/agents/(?P<agent>[^/]+)$")
@@ -261,22 +261,13 @@ def _valid_body(raw: bytes) -> dict[str, Any] | None:
     return body if texts_ok and minutes_ok else None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: AgentsServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without TCP_NODELAY the second waits for the
-    # client's delayed ACK (~40 ms on every answer of a keep-alive connection).
-    disable_nagle_algorithm = True
+class _Handler(SimHandler):
+    _agent: str | None = None
+    _seen: dict[str, Any]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self._handle("POST")
+    def _answered(self, status: int) -> None:
+        if self._agent is not None:  # the report counts agent traffic, not its own
+            self.server.state.answered(self._agent, status, self._seen)
 
     def _handle(self, method: str) -> None:
         # One handler serves every request of a keep-alive connection: forget the last one.
@@ -341,64 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.NOT_MODIFIED, None, {"ETag": etag})
         self._send(HTTPStatus.OK, {"ok": True, "data": data}, {"ETag": etag})
 
-    def _control(self, method: str, path: str, raw: bytes) -> None:
-        state = self.server.state
-        if method == "GET" and path == "/_sim/report":
-            return self._send(HTTPStatus.OK, {"ok": True, "data": state.report()})
-        if method == "POST" and path == "/_sim/reset":
-            state.reset()
-            return self._send(HTTPStatus.OK, {"ok": True, "data": state.report()})
-        if method == "POST" and path == "/_sim/config":
-            try:
-                state.config.update(json.loads(raw or b"{}"))
-            except (ValueError, TypeError, AttributeError) as error:
-                return self._fail(HTTPStatus.BAD_REQUEST, str(error), "bad_request")
-            return self._send(HTTPStatus.OK, {"ok": True, "data": asdict(state.config)})
-        return self._fail(HTTPStatus.NOT_FOUND, f"no route for {method} {path}", "not_found")
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _fail(self, status: HTTPStatus, error: str, code: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, {"ok": False, "error": error, "code": code}, headers)
-
-    def _send(
-        self, status: HTTPStatus, payload: dict[str, Any] | None, headers: dict[str, str] | None = None
-    ) -> None:
-        if self._agent is not None:  # the report counts agent traffic, not its own
-            self.server.state.answered(self._agent, int(status), self._seen)
-        try:
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            if payload is None:  # a 304 has no body
-                self.end_headers()
-                return
-            encoded = json.dumps(payload).encode()
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(encoded)))
-            self.end_headers()
-            self.wfile.write(encoded)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up waiting (a hang outlived its timeout): nobody is left to answer.
-            self.close_connection = True
-
-
-class AgentsServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
+class AgentsServer(SimServer):
     def __init__(self, address: tuple[str, int], config: SimulatorConfig, *, verbose: bool = False) -> None:
-        self.state = AgentsState(config)
-        self.verbose = verbose
-        super().__init__(address, _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(address, AgentsState(config), _Handler, verbose=verbose)
 
     @property
     def agent_urls(self) -> dict[str, str]:
@@ -411,8 +348,5 @@ def start_in_thread(
 ) -> AgentsServer:
     """Serve in a background thread (tests, benchmarks); call `.shutdown()` to stop."""
     server = AgentsServer((host, port), config or SimulatorConfig())
-    # A short poll keeps `shutdown()` quick: tests start and stop one simulator each.
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="agents-simulator", daemon=True
-    ).start()
+    serve_in_thread(server, "agents-simulator")
     return server
