@@ -6,8 +6,10 @@ import argparse
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,12 +126,17 @@ def simulator_process(script: Path, env: dict[str, str]) -> Iterator[str]:
         print(f"simulator: {match[1]} (pid {process.pid})", file=sys.stderr, flush=True)
         yield match[1]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def serve_simulator(*, latency_ms: int = 0) -> int:
@@ -144,3 +151,56 @@ def serve_simulator(*, latency_ms: int = 0) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on right now, for a server the bench starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def listening_process(
+    command: list[str], *, env: dict[str, str], port: int, log: Path, timeout_s: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` as a process of its own (output to `log`), yielded once it accepts connections on
+    loopback `port`, and stopped afterwards (`stop`)."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{command[0]} did not listen on {port}:\n{log.read_text()[-3000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        print(f"{Path(command[0]).name} listening on {port} (pid {process.pid})", file=sys.stderr, flush=True)
+        yield process
+    finally:
+        stop(process)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of process `pid` (Linux: read from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (2nd field) may hold spaces; the parent pid is 2nd after its ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The resident-set peak of a live process (VmHWM from /proc/<pid>/status, Linux), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise ValueError(f"no VmHWM for process {pid}")
