@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, time, timedelta
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -539,6 +540,54 @@ def test_spaced_review_brings_back_what_went_badly(client, planned_learner, conf
 
 
 # The daily job
+
+
+def test_the_daily_job_finds_whose_morning_it_is_in_three_queries_whatever_the_learners(
+    school, settings, django_assert_num_queries
+):
+    """At 12:00 UTC it is 07:00 in New York, 21:00 in Tokyo and 04:00 in Los Angeles. The week
+    and day count from each learner's first intent, even when a later one is active."""
+    settings.ORCHESTRATOR_PREPARE_AT = "06:00"
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=ZoneInfo("UTC"))
+
+    def learner_with(name: str, zone: str, *, begun_days_ago: int, planned_today: bool = False):
+        learner = make_learner(school.school_class, name)
+        intent = LearnerIntent.objects.create(
+            student=learner.student,
+            created_at=now - timedelta(days=begun_days_ago),
+            **{**INTENT, "user_tz": zone},
+        )
+        if planned_today:
+            offset = begun_days_ago
+            DailySession.objects.create(
+                student=learner.student,
+                intent=intent,
+                week=offset // 7 + 1,
+                day=offset % 7 + 1,
+                date=timezone.localtime(now, ZoneInfo(zone)).date(),
+                plan_md="# Daily Learning Plan",
+                plan_json_summary={},
+            )
+        return learner, intent
+
+    new_york, _ = learner_with("ny", "America/New_York", begun_days_ago=10)
+    learner_with("tokyo", "Asia/Tokyo", begun_days_ago=3, planned_today=True)
+    learner_with("la", "America/Los_Angeles", begun_days_ago=5)
+    switched, first = learner_with("switched", "America/New_York", begun_days_ago=20)
+    first.active = False
+    first.save(update_fields=["active"])
+    LearnerIntent.objects.create(
+        student=switched.student, created_at=now - timedelta(days=2), **{**INTENT, "topic": "Graphs"}
+    )
+    for n in range(5):
+        learner_with(f"more-{n}", "Asia/Tokyo", begun_days_ago=n)
+
+    with django_assert_num_queries(3):
+        due = due_preparations(now=now)
+
+    assert (new_york.student.pk, 2, 4) in due
+    assert (switched.student.pk, 3, 7) in due
+    assert len(due) == 2 + 5
 
 
 def test_the_daily_job_prepares_todays_plan_once_it_is_morning_where_the_learner_is(

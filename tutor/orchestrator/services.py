@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from audit.services import record
@@ -28,6 +30,8 @@ from tutor.orchestrator.contract import AGENTS, AgentRequest
 from tutor.orchestrator.signals import freshness, gather
 
 SYSTEM = "system:orchestrator"
+# Active learners the daily job looks at per round of queries.
+PREPARE_CHUNK = 1000
 MAX_DAYS_AHEAD = 7
 INTENT_FIELDS = ("topic", "depth", "end_goal", "time_per_day_min", "user_tz", "meta")
 
@@ -367,16 +371,44 @@ def next_run(
 
 def due_preparations(*, now: datetime | None = None) -> list[tuple[int, int, int]]:
     """The daily job's work: (student id, week, day) of each active learner whose local time has
-    reached ORCHESTRATOR_PREPARE_AT and who has no plan for today yet."""
+    reached ORCHESTRATOR_PREPARE_AT and who has no plan for today yet. Three queries per
+    PREPARE_CHUNK active learners, whatever their history."""
     now = now or timezone.now()
     hour, minute = (int(part) for part in settings.ORCHESTRATOR_PREPARE_AT.split(":"))
+    active = (
+        LearnerIntent.objects.filter(active=True).order_by("student_id").values_list("student_id", "user_tz")
+    )
     due = []
-    for intent in LearnerIntent.objects.filter(active=True).select_related("student").iterator():
-        tz = intent.tz
-        local = timezone.localtime(now, tz)
-        if (local.hour, local.minute) < (hour, minute):
-            continue
-        week, day = programme_day(programme_start(intent.student, tz), local.date())
-        if not DailySession.objects.filter(student_id=intent.student_id, week=week, day=day).exists():
-            due.append((intent.student_id, week, day))
+    for chunk in _chunks(active.iterator(chunk_size=PREPARE_CHUNK), PREPARE_CHUNK):
+        ids = [student_id for student_id, _ in chunk]
+        starts = dict(
+            LearnerIntent.objects.filter(student_id__in=ids)
+            .values("student_id")
+            .annotate(first=Min("created_at"))
+            .values_list("student_id", "first")
+        )
+        wanted, today = {}, set()
+        for student_id, zone in chunk:
+            local = timezone.localtime(now, ZoneInfo(zone))
+            if (local.hour, local.minute) >= (hour, minute):
+                start = timezone.localtime(starts[student_id], ZoneInfo(zone)).date()
+                wanted[student_id] = programme_day(start, local.date())
+                today.add(local.date())
+        planned = set(
+            DailySession.objects.filter(student_id__in=wanted, date__in=today).values_list(
+                "student_id", "week", "day"
+            )
+        )
+        due += [(sid, week, day) for sid, (week, day) in wanted.items() if (sid, week, day) not in planned]
     return due
+
+
+def _chunks(rows: Iterator[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    chunk: list[tuple[int, str]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
