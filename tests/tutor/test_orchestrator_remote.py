@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -282,6 +283,19 @@ def test_one_http_client_per_process_shared_by_threads():
     thread.join()
 
     assert from_thread == [_shared_client()]
+
+
+def test_a_forked_process_makes_a_client_of_its_own():
+    parent = _shared_client()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it got the parent's client, then leave at once
+        os.write(write, b"same" if _shared_client() is parent else b"own")
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+    assert os.read(read, 8) == b"own"
+    assert _shared_client() is parent
 
 
 def test_simulator_requires_an_idempotency_key(agents):

@@ -36,22 +36,28 @@ from tutor.orchestrator.contract import AgentAnswer, AgentRequest, AgentUnavaila
 _MAX_BODY_BYTES = 1_000_000
 _AGENT_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
-_clients: dict[int, httpx.Client] = {}
-_clients_lock = threading.Lock()
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
 
 
 def _shared_client() -> httpx.Client:
     """The process's pooled client: every agent and thread shares its warm keep-alive
-    connections (httpx.Client is thread-safe). Keyed by pid because a forked worker must not
-    use the sockets it inherited from its parent."""
-    pid = os.getpid()
-    with _clients_lock:
-        client = _clients.get(pid)
-        if client is None:
-            client = _clients[pid] = httpx.Client(
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16)
-            )
-        return client
+    connections (httpx.Client is thread-safe)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+        return _client
+
+
+def _forget_after_fork() -> None:
+    """A forked worker starts without its parent's client (whose sockets the parent still uses)
+    and with a lock of its own (the parent's may have been held by another thread at the fork)."""
+    global _client, _client_lock
+    _client, _client_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class _Failure(Exception):
