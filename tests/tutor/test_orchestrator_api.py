@@ -539,6 +539,27 @@ def test_spaced_review_brings_back_what_went_badly(client, planned_learner, conf
     assert summary["objectives"][0] == next_focus
 
 
+def test_when_every_objective_is_practised_and_none_due_the_soonest_review_comes_first(
+    client, planned_learner
+):
+    """The plan has two objectives; both done easily, neither is due on day 3: the one FSRS asks
+    for first comes back, not a plan without an objective."""
+    _intent(client, planned_learner)
+    focus = []
+    for day in (1, 2):
+        plan = _run(client, planned_learner, day=day).json()
+        focus.append(plan["plan_json_summary"]["objectives"][0])
+        assert _done(client, planned_learner, plan["session_id"], confidence=10).status_code == 200
+
+    summary = _run(client, planned_learner, day=3).json()["plan_json_summary"]
+
+    assert focus == ["o1", "o2"]
+    assert summary["objectives"] == ["o1"]
+    assert summary["title"] == "Solve two-step linear equations"
+    focus_block = next(b for b in summary["blocks"] if b["title"] == summary["title"])
+    assert "comes up for review first" in focus_block["reason"]
+
+
 # The daily job
 
 

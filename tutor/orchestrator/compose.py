@@ -185,7 +185,8 @@ def plan_by_rules(*, intent: LearnerIntent, signals: Signals, history: History, 
     """The day laid out from the signals, fitting `time_per_day_min`.
 
     1. The focus: the unfinished focus of a missed day, else an objective FSRS says is due for
-       review, else the first objective the learner has not practised, else the intent's topic.
+       review, else the first objective the learner has not practised, else the one whose review
+       comes soonest, else (no study plan) the intent's topic.
     2. A deadline within two days (ta) takes a block first.
     3. Review (due objectives), the focus, questions (socratic), and a short reflection share
        what is left; a learner whose sessions run short (alex) gets shorter blocks.
@@ -198,9 +199,18 @@ def plan_by_rules(*, intent: LearnerIntent, signals: Signals, history: History, 
     ]
     practised = {r["objective_id"] for r in clo.get("reviews", [])}
     fresh_objective = next((oid for oid in objectives if oid not in practised), None)
+    # The reviews come soonest due first: the one the learner would forget first.
+    upcoming = next(
+        (
+            (r["objective_id"], r.get("due_on", ""))
+            for r in clo.get("reviews", [])
+            if r["objective_id"] in objectives
+        ),
+        None,
+    )
 
     focus_title, focus_reason, focus_objectives, replanned_from = _focus(
-        intent, objectives, due_reviews, fresh_objective, history
+        intent, objectives, due_reviews, fresh_objective, upcoming, history
     )
     blocks: list[Block] = []
     urgent = [
@@ -260,6 +270,7 @@ def _focus(
     objectives: dict[str, str],
     due_reviews: list[str],
     fresh_objective: str | None,
+    upcoming: tuple[str, str] | None,
     history: History,
 ) -> tuple[str, str, list[str], str | None]:
     unfinished = history.unfinished
@@ -281,6 +292,13 @@ def _focus(
             [fresh_objective],
             None,
         )
+    if upcoming is not None:
+        oid, due_on = upcoming
+        reason = (
+            f"You have practised every objective and none is due; this one comes up for review first "
+            f"({due_on}), so a little practice now keeps it."
+        )
+        return objectives[oid], reason, [oid], None
     return f"{intent.topic}: the next step", f"A step towards your goal: {intent.end_goal}.", [], None
 
 
