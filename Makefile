@@ -21,7 +21,7 @@ demo: install
 	$(PY) manage.py seed_demo
 	$(PY) manage.py install_schedules
 	@echo ""
-	@echo "Proactive Tutor is running at http://127.0.0.1:$(PORT)/ (Ctrl-C stops web, worker, dispatcher and platform)"
+	@echo "Proactive Tutor is running at http://127.0.0.1:$(PORT)/ (Ctrl-C stops web, worker, dispatcher, conductor and platform)"
 	@echo "Platform simulator: $(PLATFORM_BASE_URL) (what it received: $(PLATFORM_BASE_URL)/_sim/report)"
 	@echo "Logins: ms.rivera / demo-teacher, mr.okafor / demo-teacher, compliance / demo-compliance, admin / demo-admin"
 	@echo ""
@@ -29,6 +29,7 @@ demo: install
 	$(PY) manage.py platform_sim --port $(PLATFORM_PORT) --latency-ms 40 & \
 	$(PY) manage.py qcluster & \
 	$(PY) manage.py run_due_tasks & \
+	$(PY) manage.py run_conductor & \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: install

@@ -23,5 +23,8 @@ class ClassroomConfig(AppConfig):
             models.Alert,
         ):
             auditlog.register(
-                model, exclude_fields=["password", "last_login"] if model is models.User else None
+                model,
+                exclude_fields=["password", "last_login"] if model is models.User else None,
+                # The history says the live secret changed, never what it is.
+                mask_fields=["live_secret"] if model is models.Organisation else None,
             )

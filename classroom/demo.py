@@ -38,6 +38,7 @@ BATCH = 2000
 # The class whose students sign in to the learner app, and their one demo password.
 LEARNER_CLASS = "alg1-p2"
 LEARNER_PASSWORD = "demo-learner"
+DEMO_LIVE_SECRET = "demo-live-secret"
 
 
 @dataclass
@@ -63,6 +64,10 @@ def demo_school_seed(*, class_size: int = BLOCK, now: datetime | None = None) ->
         organisation, _ = Organisation.objects.get_or_create(
             slug=spec["organisation"]["slug"], defaults={"name": spec["organisation"]["name"]}
         )
+        if not organisation.live_secret:
+            # What the platform simulator signs the demo's live-session signals with.
+            organisation.live_secret = DEMO_LIVE_SECRET
+            organisation.save(update_fields=["live_secret"])
         users = {u["username"]: _user(organisation, u) for u in spec["users"]}
         result = SeedResult(organisation=organisation)
         for class_index, class_spec in enumerate(spec["classes"]):

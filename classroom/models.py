@@ -23,6 +23,17 @@ class Organisation(models.Model):
         blank=True,
         help_text='Overrides of settings.ALERT_THRESHOLDS, e.g. {"stalled_window_days": 21}.',
     )
+    live_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The HMAC-SHA256 key the platform signs this organisation's live-session signals "
+        "with (X-Platform-Signature); empty refuses them.",
+    )
+    live_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Overrides of the live engagement score\'s settings, e.g. {"weights": {"chat": 0.4}}.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -630,3 +641,14 @@ def _password_change_revokes_api_tokens(
         api_token_revoke_all(
             user=instance, why="revoked because the password changed", actor_name="system:auth"
         )
+
+
+# Live sessions have a module of their own; importing them here registers them with this app.
+from classroom.live.models import (  # noqa: E402, F401
+    ConductorLease,
+    LiveAnomaly,
+    LiveEvent,
+    LiveParticipant,
+    LiveSession,
+    LiveTick,
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audit import context
+from classroom.live.services import events_expire
 from classroom.models import Organisation, SchoolClass, Student, SyncRun
 from classroom.platform.sync import sync_run_execute, sync_run_request
 from classroom.services import alerts_recompute
@@ -40,3 +41,8 @@ def sync_all_classes() -> int:
             sync_run_request(organisation=c.organisation, school_class=c, trigger=SyncRun.Trigger.SCHEDULE)[1]
             for c in classes
         )
+
+
+def expire_live_events() -> str:
+    """Raw live-session events past LIVE_SIGNAL_RETENTION_HOURS (hourly, `install_schedules`)."""
+    return f"{events_expire()} live events expired"

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.plan_fixtures",
     "tests.agents_fixtures",
     "tests.tutor.orchestrator_fixtures",
+    "tests.classroom.live_fixtures",
 ]
 
 

@@ -10,7 +10,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from audit.models import ActivityEvent
+from classroom.live.services import session_start
 from tests import factories
+from tutor.conductor.process import serve as conductor_serve
 from tutor.models import WorkerHeartbeat
 from tutor.proactive.dispatcher import serve
 from tutor.tasks import heartbeat
@@ -38,6 +40,27 @@ def test_healthz_is_ok_once_the_worker_and_the_dispatcher_have_beaten(client, db
     body = client.get("/healthz").json()
     assert (body["dispatcher"]["status"], body["status"]) == ("ok", "ok")
     assert body["dispatcher"]["age_seconds"] <= 5
+
+
+def test_healthz_counts_the_conductor_only_while_a_session_is_live(client, school):
+    heartbeat()
+    WorkerHeartbeat.beat(WorkerHeartbeat.dispatcher_cluster())
+    body = client.get("/healthz").json()
+    assert body["conductor"] == {
+        "status": "never",
+        "last_heartbeat": None,
+        "age_seconds": None,
+        "live_sessions": False,
+    }
+    assert body["status"] == "ok"
+    session_start(school_class=school.school_class, topic="Fractions", by=school.teacher)
+    assert client.get("/healthz").json()["status"] == "degraded"
+    call_command("run_conductor", "--once")
+    assert client.get("/healthz").json()["status"] == "degraded"  # --once does not beat: a loop does
+    stop = threading.Event()
+    conductor_serve(stop, holder="test", on_tick=lambda ticked: stop.set())
+    body = client.get("/healthz").json()
+    assert (body["conductor"]["status"], body["status"]) == ("ok", "ok")
 
 
 def test_healthz_reports_a_stale_worker(client, db, settings):
@@ -69,6 +92,7 @@ def test_install_schedules_is_idempotent(db):
         "workflow-recommendations",
         "proactive-dispatch",
         "orchestrator-prepare",
+        "live-events-retention",
     }
     assert Schedule.objects.get(name="recompute-alerts").func == "classroom.tasks.recompute_all_alerts"
     assert ActivityEvent.objects.filter(verb="schedules.installed", source="command").count() == 2

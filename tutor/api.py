@@ -19,6 +19,8 @@ from ninja.parser import Parser
 from audit import context
 from classroom.api_auth import API_AUTH, TokenRefused
 from classroom.inputs import InputInvalid, refused_value
+from classroom.live.api import router as live_router
+from classroom.live.services import LiveError
 from plans.api import router as plans_router
 from plans.schema import PlanInvalid
 from plans.services import PublishConflict
@@ -59,6 +61,7 @@ api.add_router("/workflow", workflow_router)
 api.add_router("/schedules", schedules_router)
 api.add_router("/proactive", proactive_router)
 api.add_router("/orchestrator", orchestrator_router)
+api.add_router("/live", live_router)
 
 
 def _error(
@@ -137,6 +140,11 @@ def _orchestrator_refused(request: HttpRequest, exc: OrchestratorError) -> HttpR
     if exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(LiveError)
+def _live_refused(request: HttpRequest, exc: LiveError) -> HttpResponse:
+    return _error(request, exc.status, exc.code, exc.detail, {exc.field: [exc.detail]} if exc.field else None)
 
 
 @api.exception_handler(HttpError)

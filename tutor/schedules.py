@@ -66,6 +66,12 @@ RECURRING_JOBS: tuple[RecurringJob, ...] = (
         "sign each organisation's audit chain head and send it to its email and Slack channels",
     ),
     RecurringJob(
+        "live-events-retention",
+        "classroom.tasks.expire_live_events",
+        "41 * * * *",
+        "delete raw live-session events past LIVE_SIGNAL_RETENTION_HOURS, hourly",
+    ),
+    RecurringJob(
         "orchestrator-prepare",
         "tutor.tasks.prepare_daily_plans",
         settings.ORCHESTRATOR_PREPARE_CRON,

@@ -306,6 +306,66 @@ ORCHESTRATOR_PREPARE_CRON = env_str("ORCHESTRATOR_PREPARE_CRON", "*/15 * * * *")
 # Shared rate-limit buckets when several machines serve the API; empty keeps them in the database.
 REDIS_URL = env_str("REDIS_URL", "")
 
+# Live sessions (classroom.live): the conductor ticks each live session every LIVE_TICK_SECONDS,
+# scoring its last LIVE_WINDOW_SECONDS of events; raw events are deleted after the retention.
+LIVE_TICK_SECONDS = env_float("LIVE_TICK_SECONDS", 5.0)
+LIVE_WINDOW_SECONDS = env_int("LIVE_WINDOW_SECONDS", 60)
+LIVE_SIGNAL_RETENTION_HOURS = env_int("LIVE_SIGNAL_RETENTION_HOURS", 24)
+# A signal batch: at most this many events and bytes (413 beyond).
+LIVE_MAX_BATCH_EVENTS = env_int("LIVE_MAX_BATCH_EVENTS", 1000)
+LIVE_MAX_BATCH_BYTES = env_int("LIVE_MAX_BATCH_BYTES", 512 * 1024)
+# A conductor's hold on a session lasts this long unless renewed (then another may take it).
+LIVE_LEASE_SECONDS = env_int("LIVE_LEASE_SECONDS", 15)
+LIVE_CONDUCTOR_MAX_SESSIONS = env_int("LIVE_CONDUCTOR_MAX_SESSIONS", 500)
+# The live page's stream: how often it looks for a new tick, and how long one stream lasts before
+# the browser reconnects (and gets the whole panel again).
+LIVE_STREAM_POLL_SECONDS = env_float("LIVE_STREAM_POLL_SECONDS", 1.0)
+LIVE_STREAM_SECONDS = env_int("LIVE_STREAM_SECONDS", 300)
+# A leave the platform marks as a lost connection counts as an exit only if the participant is
+# not back within this many seconds (a Wi-Fi blip or a deploy is not a mass exit).
+LIVE_DISCONNECT_GRACE_SECONDS = env_int("LIVE_DISCONNECT_GRACE_SECONDS", 30)
+# The engagement score (0-100): weighted parts, each 0-1. The normalisers are the per-participant
+# rates that count as full engagement (a class of 30 chatting 6 messages a minute is full chat);
+# polls count while one had a vote in the last `poll_recent_seconds`, else their weight is shared
+# by the others; active users are those who did anything in the last `active_window_seconds`.
+# Each organisation may override any of these (Organisation.live_settings).
+LIVE_SCORE = {
+    "weights": {"chat": 0.30, "polls": 0.25, "active_users": 0.25, "reactions": 0.10, "leaves": 0.10},
+    "normalisers": {
+        "chat_per_participant_min": 0.2,
+        "reactions_per_participant_min": 0.1,
+        "leave_share_full_penalty": 0.2,
+    },
+    "poll_recent_seconds": 180,
+    "active_window_seconds": 180,
+    # A new poll counts once its first vote is this old (until then, the one before it).
+    "poll_settle_seconds": 45,
+    # Score categories, from the top: at or above each floor.
+    "categories": {"high": 70, "moderate": 50, "low": 30},
+}
+# The anomaly rules (classroom.live.detect): what each needs to fire, and the critical level.
+LIVE_ANOMALY = {
+    "cooldown_seconds": 120,
+    "warm_up_seconds": 60,
+    "sudden_drop_points": 25,
+    "sudden_drop_critical_points": 40,
+    "sudden_drop_to_below": 60,
+    "sudden_drop_recent_ticks": 2,
+    "sudden_drop_baseline_seconds": 120,
+    "decline_window_seconds": 180,
+    "decline_points_per_min": 5,
+    "decline_points": 15,
+    "decline_critical_points": 30,
+    "decline_end_below": 65,
+    "mass_exit_window_seconds": 30,
+    "mass_exit_share": 0.25,
+    "mass_exit_critical_share": 0.5,
+    "mass_exit_min_participants": 4,
+    "low_score": 30,
+    "low_critical_score": 15,
+    "low_for_seconds": 30,
+}
+
 # Email: printed to the console unless an SMTP server is configured.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

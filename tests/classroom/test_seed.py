@@ -224,3 +224,8 @@ def test_the_readmes_walk_through_works_against_the_demo(db, client):
     assert done.status_code == 200 and done.json()["ok"] is True
     stats = client.get("/api/orchestrator/status", **headers).json()["learning_stats"]
     assert (stats["total_sessions"], stats["completed_sessions"], stats["current_streak_days"]) == (15, 13, 5)
+
+
+def test_the_demo_organisation_takes_live_signals_signed_with_the_readmes_secret(db):
+    result = demo_school_seed()
+    assert result.organisation.live_secret == "demo-live-secret"
