@@ -105,6 +105,7 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "teachers": list(school_class.teachers.order_by("last_name")),
         "widgets": selectors.alert_widgets(request.user, class_id=school_class.pk),
         "sync": selectors.class_sync_status(school_class),
+        "live_session": school_class.live_sessions.filter(status="live").first(),
     }
     return render(request, "classroom/class_detail.html", context)
 

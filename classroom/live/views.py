@@ -1,0 +1,150 @@
+"""The live dashboard (`/live/<id>/`): the page, its panel (what polling fetches), the stream of
+server-sent events that pushes the panel to the page on every tick, and the start and end of a
+session from the console.
+
+The stream sends the whole panel each time (so a tab that reconnects is whole again at once), as
+an event named `tick` that htmx's SSE extension swaps in. Under an ASGI server it is an async
+generator (no thread held per open tab); under WSGI (runserver, the demo) a plain one. Each
+stream ends after LIVE_STREAM_SECONDS or when the session ends, and the browser reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_POST
+
+from classroom.access import classes_for, get_class_for_user
+from classroom.live import selectors
+from classroom.live.models import LiveSession, LiveTick
+from classroom.live.services import LiveError, session_end, session_start
+from classroom.views import staff_required
+
+KEEPALIVE_SECONDS = 15
+
+
+def _session_for(request: HttpRequest, pk: int) -> LiveSession:
+    return get_object_or_404(
+        LiveSession.objects.filter(school_class__in=classes_for(request.user)).select_related("school_class"),
+        pk=pk,
+    )
+
+
+@require_GET
+@staff_required
+def live_page(request: HttpRequest, pk: int) -> HttpResponse:
+    session = _session_for(request, pk)
+    context = {"live": selectors.dashboard(session), "session": session}
+    return render(request, "classroom/live/page.html", context)
+
+
+@require_GET
+@staff_required
+def live_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The panel alone: what the page polls when the browser has no EventSource."""
+    session = _session_for(request, pk)
+    return render(request, "classroom/live/_panel.html", {"live": selectors.dashboard(session)})
+
+
+@require_GET
+@staff_required
+def live_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    session = _session_for(request, pk)
+    feed = _Feed(session.pk)
+    content = _async_frames(feed) if isinstance(request, ASGIRequest) else _frames(feed)
+    response = StreamingHttpResponse(content, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a proxy in front must pass each event on at once
+    return response
+
+
+@require_POST
+@staff_required
+def live_start(request: HttpRequest, pk: int) -> HttpResponse:
+    school_class = get_class_for_user(request.user, pk)
+    if not request.user.can_act_on_alerts:
+        raise PermissionDenied
+    topic = request.POST.get("topic", "").strip()[:200]
+    if not topic:
+        messages.error(request, "Give the live session a topic.")
+        return redirect("classroom:class_detail", pk=pk)
+    try:
+        session = session_start(school_class=school_class, topic=topic, by=request.user)
+    except LiveError as error:
+        messages.error(request, error.detail)
+        return redirect("classroom:class_detail", pk=pk)
+    return redirect("classroom:live_page", pk=session.pk)
+
+
+@require_POST
+@staff_required
+def live_end(request: HttpRequest, pk: int) -> HttpResponse:
+    session = _session_for(request, pk)
+    if not request.user.can_act_on_alerts:
+        raise PermissionDenied
+    session_end(session=session, by=request.user)
+    return redirect("classroom:live_page", pk=pk)
+
+
+class _Feed:
+    """One open tab's stream: the panel whenever a new tick or the session's end arrives, a
+    keep-alive comment otherwise, until LIVE_STREAM_SECONDS have passed or the session ended."""
+
+    def __init__(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.seen: tuple[object, ...] | None = None
+        self.done = False
+        self.ends_at = time.monotonic() + settings.LIVE_STREAM_SECONDS
+        self.quiet_since = time.monotonic()
+
+    def frame(self) -> str:
+        """The next thing to send ("" for nothing yet). Two small queries while nothing changed."""
+        ticks = LiveTick.objects.filter(session_id=self.session_id).order_by("-at")
+        status = LiveSession.objects.filter(pk=self.session_id).values_list("status", flat=True).first()
+        state = (ticks.values_list("at", flat=True).first(), status)
+        if time.monotonic() >= self.ends_at or status != LiveSession.Status.LIVE:
+            self.done = True
+        if state != self.seen:
+            self.seen = state
+            self.quiet_since = time.monotonic()
+            session = LiveSession.objects.select_related("school_class").get(pk=self.session_id)
+            html = render_to_string("classroom/live/_panel.html", {"live": selectors.dashboard(session)})
+            return "event: tick\n" + "".join(f"data: {line}\n" for line in html.splitlines()) + "\n"
+        if time.monotonic() - self.quiet_since >= KEEPALIVE_SECONDS:
+            self.quiet_since = time.monotonic()
+            return ": keep-alive\n\n"
+        return ""
+
+
+def _frames(feed: _Feed) -> Iterator[str]:
+    yield "retry: 2000\n\n"
+    try:
+        while not feed.done:
+            frame = feed.frame()
+            if frame:
+                yield frame
+            if not feed.done:
+                time.sleep(settings.LIVE_STREAM_POLL_SECONDS)
+    finally:
+        close_old_connections()
+
+
+async def _async_frames(feed: _Feed) -> AsyncIterator[str]:
+    yield "retry: 2000\n\n"
+    while not feed.done:
+        frame = await sync_to_async(feed.frame)()
+        if frame:
+            yield frame
+        if not feed.done:
+            await asyncio.sleep(settings.LIVE_STREAM_POLL_SECONDS)
