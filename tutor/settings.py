@@ -345,11 +345,16 @@ LIVE_SCORE = {
 }
 # The anomaly rules (classroom.live.detect): what each needs to fire, and the critical level.
 LIVE_ANOMALY = {
+    # An anomaly stays open this long at least, and then (but for an exit) until the score is
+    # this margin above its type's level; its type is not raised again while it is open.
     "cooldown_seconds": 120,
+    "clear_margin": 10,
     "warm_up_seconds": 60,
     "sudden_drop_points": 25,
     "sudden_drop_critical_points": 40,
     "sudden_drop_to_below": 60,
+    "sudden_drop_recent_seconds": 30,
+    "sudden_drop_recent_share": 0.4,
     "sudden_drop_recent_ticks": 2,
     "sudden_drop_baseline_seconds": 120,
     "decline_window_seconds": 180,

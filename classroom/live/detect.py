@@ -10,16 +10,19 @@ numbers it was raised on and one sentence a teacher reads.
 - SUDDEN_DROP: the mean of the last `sudden_drop_recent_ticks` scores `sudden_drop_points`
   (critical: `..._critical_points`) under the mean of the `sudden_drop_baseline_seconds` before
   the last minute (a baseline of many windows, so one quiet minute's noise does not fire it),
-  to under `sudden_drop_to_below` (a lull in a lively class is not yet a drop).
+  to under `sudden_drop_to_below` (a lull in a lively class is not yet a drop), with at least
+  `sudden_drop_recent_share` of the fall in the last `sudden_drop_recent_seconds` (else it is a
+  slide, for the decline rule).
 - GRADUAL_DECLINE: over `decline_window_seconds`, a least-squares slope of at least
   `decline_points_per_min` down and a fall of `decline_points` (critical: `..._critical_points`),
   ending under `decline_end_below` (a class sliding from 99 to 83 is still a lively one).
 - LOW_ENGAGEMENT: every score of the last `low_for_seconds` under `low_score` (critical: under
   `low_critical_score`).
 The three score rules wait `warm_up_seconds` after the start (the first minute's windows are
-short). A type raised within `cooldown_seconds` is not raised again, unless a warning becomes
-critical, and a decline is not raised while a drop or a low is that recent. An empty room raises
-nothing.
+short). An anomaly stays open for `cooldown_seconds` at least, and then until the class is back
+above its type's level (`cleared`); while it is open its type is not raised again, unless a
+warning becomes critical, and a decline is not raised while a drop or a low is open. An empty
+room raises nothing.
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ def detect(
     last_raised: dict[str, tuple[datetime, str]],
     config: dict[str, Any],
 ) -> list[Finding]:
-    """What the newest point of `series` (oldest first) raises."""
+    """What the newest point of `series` (oldest first) raises. `last_raised` holds the session's
+    open anomalies by type (when, severity): one still open is not raised again, unless it turns
+    critical."""
     if not series:
         return []
     now = series[-1].at
@@ -77,32 +82,41 @@ def detect(
     ):
         drop, low = _sudden_drop(scored, config), _low(scored, config)
         # A decline says nothing new while a drop or a low is fresh: the teacher knows already.
-        told = (
-            drop
-            or low
-            or any(_recent(k, now, last_raised, config) for k in ("SUDDEN_DROP", "LOW_ENGAGEMENT"))
-        )
+        told = drop or low or any(kind in last_raised for kind in ("SUDDEN_DROP", "LOW_ENGAGEMENT"))
         found += [drop, None if told else _gradual_decline(scored, config), low]
-    return [f for f in found if f is not None and not _cooling(f, now, last_raised, config)]
+    return [f for f in found if f is not None and not _cooling(f, last_raised)]
 
 
-def _recent(
-    kind: str, now: datetime, last_raised: dict[str, tuple[datetime, str]], config: dict[str, Any]
-) -> bool:
-    last = last_raised.get(kind)
-    return last is not None and now - last[0] < timedelta(seconds=config["cooldown_seconds"])
-
-
-def _cooling(
-    finding: Finding, now: datetime, last_raised: dict[str, tuple[datetime, str]], config: dict[str, Any]
-) -> bool:
+def _cooling(finding: Finding, last_raised: dict[str, tuple[datetime, str]]) -> bool:
     last = last_raised.get(finding.type)
     if last is None:
         return False
-    at, severity = last
-    if finding.severity == CRITICAL and severity == WARNING:
-        return False
-    return now - at < timedelta(seconds=config["cooldown_seconds"])
+    return not (finding.severity == CRITICAL and last[1] == WARNING)
+
+
+def cleared(
+    series: list[Point], open_types: dict[str, tuple[datetime, str]], config: dict[str, Any]
+) -> list[str]:
+    """The open anomaly types the newest point clears: open at least `cooldown_seconds` (a mass
+    exit, an event rather than a state, then clears), and for the others the score back at or
+    above the type's level plus `clear_margin` (`sudden_drop_to_below`, `decline_end_below`,
+    `low_score`), so that a score hovering at the line does not raise, clear and raise again.
+    An empty room clears nothing."""
+    if not series:
+        return []
+    now = series[-1]
+    levels = {
+        "SUDDEN_DROP": config["sudden_drop_to_below"],
+        "GRADUAL_DECLINE": config["decline_end_below"],
+        "LOW_ENGAGEMENT": config["low_score"],
+    }
+    done = []
+    for kind, (at, _) in open_types.items():
+        if now.at - at < timedelta(seconds=config["cooldown_seconds"]):
+            continue
+        if kind == "MASS_EXIT" or (now.present > 0 and now.score >= levels[kind] + config["clear_margin"]):
+            done.append(kind)
+    return done
 
 
 def _mass_exit(exits: Exits, config: dict[str, Any]) -> Finding | None:
@@ -145,6 +159,10 @@ def _sudden_drop(points: list[Point], config: dict[str, Any]) -> Finding | None:
     before, after = sum(baseline) / len(baseline), sum(recent) / len(recent)
     drop = before - after
     if drop < config["sudden_drop_points"] or after >= config["sudden_drop_to_below"]:
+        return None
+    # Sudden: a good part of the fall came in the last half minute (a slide does not).
+    lately = _since(points, config["sudden_drop_recent_seconds"])[0].score - after
+    if lately < config["sudden_drop_recent_share"] * drop:
         return None
     severity = CRITICAL if drop >= config["sudden_drop_critical_points"] else WARNING
     return Finding(

@@ -150,6 +150,9 @@ class LiveAnomaly(models.Model):
     at = models.DateTimeField()
     description = models.CharField(max_length=300)
     evidence = models.JSONField(default=dict, help_text="The numbers that triggered it.")
+    cleared_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the class came back above the type's level; open until then."
+    )
 
     class Meta:
         ordering = ["session", "at"]

@@ -220,9 +220,9 @@ def tick_time(now: datetime) -> datetime:
 
 
 def tick(session_ids: list[int], *, now: datetime | None = None) -> list[Ticked]:
-    """Score each live session of `session_ids` at the current tick and raise what the rules find.
-    A fixed number of queries whatever the number of sessions (plus one audit append for the
-    tick's anomalies, if any)."""
+    """Score each live session of `session_ids` at the current tick, close the open anomalies the
+    class has come back from, and raise what the rules find. A fixed number of queries whatever
+    the number of sessions (plus one to close anomalies and one audit append, when there are any)."""
     at = tick_time(now or timezone.now())
     sessions = list(
         LiveSession.objects.filter(pk__in=session_ids, status=LiveSession.Status.LIVE).select_related(
@@ -258,17 +258,17 @@ def tick(session_ids: list[int], *, now: datetime | None = None) -> list[Ticked]
         .values_list("session_id", "at", "score", "present")
     ):
         series_by[session_id].append(detect.Point(when, score, present))
-    raised_by: dict[int, dict[str, tuple[datetime, str]]] = defaultdict(dict)
-    for session_id, type_, when, severity in (
-        LiveAnomaly.objects.filter(
-            session_id__in=ids, at__gte=at - timedelta(seconds=rules["cooldown_seconds"])
-        )
+    open_by: dict[int, dict[str, tuple[datetime, str]]] = defaultdict(dict)
+    open_ids: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for pk, session_id, type_, when, severity in (
+        LiveAnomaly.objects.filter(session_id__in=ids, cleared_at__isnull=True)
         .order_by("at")
-        .values_list("session_id", "type", "at", "severity")
+        .values_list("pk", "session_id", "type", "at", "severity")
     ):
-        raised_by[session_id][type_] = (when, severity)
+        open_by[session_id][type_] = (when, severity)
+        open_ids[session_id, type_].append(pk)
 
-    ticks, found = [], []
+    ticks, found, to_clear = [], [], []
     for session in sessions:
         config = config_for(session.organisation.live_settings)
         counts, exits = _counts(session, at, events_by[session.pk], people_by[session.pk], config)
@@ -284,12 +284,12 @@ def tick(session_ids: list[int], *, now: datetime | None = None) -> list[Ticked]
         )
         ticks.append(new_tick)
         series = [*series_by[session.pk], detect.Point(at, result.score, counts.present)]
+        still_open = open_by[session.pk]
+        for kind in detect.cleared(series, still_open, rules):
+            to_clear += open_ids[session.pk, kind]
+            del still_open[kind]
         for finding in detect.detect(
-            series,
-            exits=exits,
-            started_at=session.started_at,
-            last_raised=raised_by[session.pk],
-            config=rules,
+            series, exits=exits, started_at=session.started_at, last_raised=still_open, config=rules
         ):
             found.append(
                 LiveAnomaly(
@@ -303,6 +303,8 @@ def tick(session_ids: list[int], *, now: datetime | None = None) -> list[Ticked]
             )
     with transaction.atomic():
         LiveTick.objects.bulk_create(ticks, ignore_conflicts=True)
+        if to_clear:
+            LiveAnomaly.objects.filter(pk__in=to_clear).update(cleared_at=at)
         stored = LiveAnomaly.objects.bulk_create(found)
         if stored:
             record_events([_anomaly_event(a) for a in stored])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from classroom.live.models import LiveAnomaly
 from classroom.live.services import session_end
 from classroom.platform.live_class import Phase
 from tests.classroom.live_fixtures import START
@@ -58,3 +59,18 @@ def test_the_rules_on_held_out_classes(replay):
     first = CASES["held_out_first_score"]
     misses = "; ".join(f"{name}: raised {said}" for name, ok, said in results if not ok)
     assert passed >= first["passed"], f"{passed} of {len(results)} (first score {first['passed']}): {misses}"
+
+
+def test_an_anomaly_stays_open_while_the_class_stays_low_and_clears_when_it_recovers(replay):
+    """Six quiet minutes raise each type once (a warning may turn critical), not once per
+    cooldown; when the class comes back the open ones are closed."""
+    played = replay(Phase(300), Phase(360, activity=0.03), Phase(300))
+    raised = played.run()
+    low = [(a.type, a.severity) for a in raised if a.type == "LOW_ENGAGEMENT"]
+    assert low in (
+        [("LOW_ENGAGEMENT", "WARNING")],
+        [("LOW_ENGAGEMENT", "WARNING"), ("LOW_ENGAGEMENT", "CRITICAL")],
+    )
+    recovered = START + timedelta(seconds=660)
+    for anomaly in LiveAnomaly.objects.filter(session=played.session, type="LOW_ENGAGEMENT"):
+        assert anomaly.cleared_at is not None and anomaly.cleared_at > recovered
