@@ -21,4 +21,5 @@ urlpatterns = [
     path("live/<int:pk>/panel/", live.live_panel, name="live_panel"),
     path("live/<int:pk>/stream/", live.live_stream, name="live_stream"),
     path("live/<int:pk>/end/", live.live_end, name="live_end"),
+    path("live/<int:pk>/demo/", live.live_demo, name="live_demo"),
 ]

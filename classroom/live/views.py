@@ -14,12 +14,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -36,7 +37,9 @@ KEEPALIVE_SECONDS = 15
 
 def _session_for(request: HttpRequest, pk: int) -> LiveSession:
     return get_object_or_404(
-        LiveSession.objects.filter(school_class__in=classes_for(request.user)).select_related("school_class"),
+        LiveSession.objects.filter(school_class__in=classes_for(request.user)).select_related(
+            "school_class", "organisation"
+        ),
         pk=pk,
     )
 
@@ -45,7 +48,7 @@ def _session_for(request: HttpRequest, pk: int) -> LiveSession:
 @staff_required
 def live_page(request: HttpRequest, pk: int) -> HttpResponse:
     session = _session_for(request, pk)
-    context = {"live": selectors.dashboard(session), "session": session}
+    context = {"live": selectors.dashboard(session), "session": session, "demo": settings.DEBUG}
     return render(request, "classroom/live/page.html", context)
 
 
@@ -85,6 +88,35 @@ def live_start(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, error.detail)
         return redirect("classroom:class_detail", pk=pk)
     return redirect("classroom:live_page", pk=session.pk)
+
+
+@require_POST
+@staff_required
+def live_demo(request: HttpRequest, pk: int) -> HttpResponse:
+    """The demo only (DEBUG): ask the platform simulator to play its live class into the session."""
+    session = _session_for(request, pk)
+    if not settings.DEBUG or not request.user.can_act_on_alerts:
+        raise PermissionDenied
+    try:
+        answer = httpx.post(
+            f"{settings.PLATFORM_BASE_URL.rstrip('/')}/_sim/live",
+            json={
+                "session_id": session.pk,
+                "app_url": request.build_absolute_uri("/"),
+                "secret": session.organisation.live_secret,
+            },
+            timeout=5,
+        )
+        answer.raise_for_status()
+    except httpx.HTTPError as error:
+        messages.error(
+            request, f"The platform simulator at {settings.PLATFORM_BASE_URL} did not start it ({error})."
+        )
+    else:
+        messages.success(
+            request, "The simulator is playing a demo class: watch the score in the next minute."
+        )
+    return redirect("classroom:live_page", pk=pk)
 
 
 @require_POST
@@ -137,7 +169,11 @@ def _frames(feed: _Feed) -> Iterator[str]:
             if not feed.done:
                 time.sleep(settings.LIVE_STREAM_POLL_SECONDS)
     finally:
-        close_old_connections()
+        # A stream outlives its request: give its database connection back when it ends (or
+        # when the tab goes away), not when the server next recycles the thread; inside a
+        # transaction (a test's) it is not this stream's to close.
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 async def _async_frames(feed: _Feed) -> AsyncIterator[str]:

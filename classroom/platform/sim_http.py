@@ -6,6 +6,7 @@ fault knobs their commands take (latency, errors, 429s, outage)."""
 from __future__ import annotations
 
 import json
+import random
 import threading
 from dataclasses import asdict
 from http import HTTPStatus
@@ -13,6 +14,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+
+
+class SimState:
+    """What a simulator remembers, shared by its request threads: its config, a lock, and the
+    seeded random numbers its faults are drawn from."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.lock = threading.Lock()
+        self.rng = random.Random(config.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def roll(self) -> float:
+        with self.lock:
+            return self.rng.random()
 
 
 class SimHandler(BaseHTTPRequestHandler):

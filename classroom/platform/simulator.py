@@ -4,7 +4,9 @@ It answers the same API the client speaks, with the demo school's history
 (`classroom.platform.history`), and has knobs for latency, errors, rate limits and outages.
 It enforces idempotency keys the way a payments-grade API does: the same key and body replay
 the first answer, the same key with another body is refused. `GET /_sim/report` says what it
-received; `POST /_sim/config` changes the knobs while it runs; `POST /_sim/reset` forgets.
+received; `POST /_sim/config` changes the knobs while it runs; `POST /_sim/reset` forgets;
+`POST /_sim/live` `{session_id, app_url, secret}` plays the demo's live class into a live
+session of the app (`classroom.platform.live_player`).
 
 API (JSON; every answer is `{"ok": true, "data": ...}` or `{"ok": false, "error", "code"}`):
     GET  /v1/students/<platform id>/changes?since=<ISO time>
@@ -17,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -29,8 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.utils import timezone
 
-from classroom.platform import history
-from classroom.platform.sim_http import SimHandler, SimServer, serve_in_thread
+from classroom.platform import history, live_player
+from classroom.platform.sim_http import SimHandler, SimServer, SimState, serve_in_thread
 
 _CHANGES = re.compile(r"^/v1/students/(?P<student>[^/]+)/changes$")
 _DISPATCHES = re.compile(r"^/v1/students/(?P<student>[^/]+)/dispatches$")
@@ -75,14 +75,8 @@ class _Dispatch:
     received_at: str
 
 
-class PlatformState:
+class PlatformState(SimState):
     """Everything the simulator remembers, shared by its request threads."""
-
-    def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.lock = threading.Lock()
-        self.rng = random.Random(config.seed)
-        self.reset()
 
     def reset(self) -> None:
         with self.lock:
@@ -102,10 +96,6 @@ class PlatformState:
     def answered(self, status: int) -> None:
         with self.lock:
             self.status_counts[str(status)] = self.status_counts.get(str(status), 0) + 1
-
-    def roll(self) -> float:
-        with self.lock:
-            return self.rng.random()
 
     def report(self) -> dict[str, Any]:
         with self.lock:
@@ -167,6 +157,29 @@ class _Handler(SimHandler):
 
     def _json_default(self, value: Any) -> Any:
         return _json_default(value)
+
+    def _control(self, method: str, path: str, raw: bytes) -> None:
+        if method == "POST" and path == "/_sim/live":
+            return self._live(raw)
+        return super()._control(method, path, raw)
+
+    def _live(self, raw: bytes) -> None:
+        """Play the demo's live class into a session of the app: `{session_id, app_url, secret}`."""
+        try:
+            asked = json.loads(raw or b"{}")
+            session_id, app_url, secret = (
+                int(asked["session_id"]),
+                str(asked["app_url"]),
+                str(asked["secret"]),
+            )
+        except (ValueError, TypeError, KeyError) as error:
+            return self._fail(
+                HTTPStatus.BAD_REQUEST,
+                f"session_id, app_url and secret are required ({error})",
+                "bad_request",
+            )
+        live_player.play_in_thread(session_id=session_id, app_url=app_url, secret=secret)
+        self._send(HTTPStatus.ACCEPTED, {"ok": True, "data": {"playing": session_id}})
 
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)

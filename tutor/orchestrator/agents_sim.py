@@ -20,7 +20,6 @@ import hashlib
 import json
 import random
 import re
-import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
@@ -29,7 +28,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from classroom.platform.sim_http import SimHandler, SimServer, serve_in_thread
+from classroom.platform.sim_http import SimHandler, SimServer, SimState, serve_in_thread
 from tutor.orchestrator.contract import AGENTS
 
 _AGENT_PATH = re.compile(r"^/agents/(?P<agent>[^/]+)$")
@@ -84,13 +83,8 @@ def _empty_counts() -> dict[str, int]:
     return {"requests": 0, "200": 0, "304": 0, "429": 0, "4xx": 0, "5xx": 0}
 
 
-class AgentsState:
+class AgentsState(SimState):
     """Everything the simulator remembers, shared by its request threads."""
-
-    def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.lock = threading.Lock()
-        self.reset()
 
     def reset(self) -> None:
         with self.lock:
@@ -114,10 +108,6 @@ class AgentsState:
 
     def since_start(self, at: float) -> float:
         return round(at - self.started, 4)
-
-    def roll(self) -> float:
-        with self.lock:
-            return self.rng.random()
 
     def report(self) -> dict[str, Any]:
         with self.lock:
