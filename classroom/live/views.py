@@ -169,18 +169,25 @@ def _frames(feed: _Feed) -> Iterator[str]:
             if not feed.done:
                 time.sleep(settings.LIVE_STREAM_POLL_SECONDS)
     finally:
-        # A stream outlives its request: give its database connection back when it ends (or
-        # when the tab goes away), not when the server next recycles the thread; inside a
-        # transaction (a test's) it is not this stream's to close.
-        if not connection.in_atomic_block:
-            connection.close()
+        _release()
 
 
 async def _async_frames(feed: _Feed) -> AsyncIterator[str]:
     yield "retry: 2000\n\n"
-    while not feed.done:
-        frame = await sync_to_async(feed.frame)()
-        if frame:
-            yield frame
-        if not feed.done:
-            await asyncio.sleep(settings.LIVE_STREAM_POLL_SECONDS)
+    try:
+        while not feed.done:
+            frame = await sync_to_async(feed.frame)()
+            if frame:
+                yield frame
+            if not feed.done:
+                await asyncio.sleep(settings.LIVE_STREAM_POLL_SECONDS)
+    finally:
+        await sync_to_async(_release)()
+
+
+def _release() -> None:
+    """A stream outlives its request: give its database connection back when it ends (or when
+    the tab goes away), in the thread that used it, not when the server next recycles that
+    thread; inside a transaction (a test's) it is not the stream's to close."""
+    if not connection.in_atomic_block:
+        connection.close()

@@ -5,7 +5,6 @@ platform (its signed batches go through the ingest) and the conductor (it calls 
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,21 +12,10 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from classroom.live.api import parse_events
-from classroom.live.models import LiveSession
-from classroom.live.services import session_end, session_start, signals_ingest, tick
+from classroom.live.services import session_start, signals_ingest, tick
 from tests.browser.pages import log_in, mark_for_swap
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(autouse=True)
-def _streams_end_with_the_test(transactional_db):
-    """End the sessions the test opened, so that the server's stream threads see the end within a
-    second and let go of their database connections before the test database is dropped."""
-    yield
-    for session in LiveSession.objects.filter(status=LiveSession.Status.LIVE):
-        session_end(session=session, by=None)
-    time.sleep(1.5)
 
 
 def _batch(session, events: list[dict]) -> None:
