@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from classroom.models import Alert, Enrollment, SchoolClass, Student, SyncRun, User
+from classroom.models import Alert, Enrollment, LiveSession, SchoolClass, Student, SyncRun, User
 
 _ORG_WIDE = (User.Role.ORG_ADMIN, User.Role.COMPLIANCE)
 
@@ -69,3 +69,9 @@ def get_alert_for_user(user: User, pk: int) -> Alert:
 
 def get_sync_run_for_user(user: User, pk: int) -> SyncRun:
     return get_object_or_404(sync_runs_for(user).select_related("school_class", "student"), pk=pk)
+
+
+def get_live_session_for_user(user: User, pk: int) -> LiveSession:
+    """A live session of a class the user sees (its teachers, org-wide roles); 404 otherwise."""
+    sessions = LiveSession.objects.filter(school_class__in=classes_for(user))
+    return get_object_or_404(sessions.select_related("school_class", "organisation"), pk=pk)

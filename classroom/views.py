@@ -25,7 +25,7 @@ from classroom.access import (
     get_student_for_user,
     get_sync_run_for_user,
 )
-from classroom.models import Alert, SyncRun
+from classroom.models import Alert, LiveSession, SyncRun
 from classroom.platform.sync import sync_run_request, sync_student_if_stale
 from classroom.services import AlertStateError, alert_acknowledge, alert_resolve
 
@@ -105,7 +105,7 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "teachers": list(school_class.teachers.order_by("last_name")),
         "widgets": selectors.alert_widgets(request.user, class_id=school_class.pk),
         "sync": selectors.class_sync_status(school_class),
-        "live_session": school_class.live_sessions.filter(status="live").first(),
+        "live_session": school_class.live_sessions.filter(status=LiveSession.Status.LIVE).first(),
     }
     return render(request, "classroom/class_detail.html", context)
 

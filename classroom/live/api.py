@@ -23,12 +23,11 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 from django.http.request import RawPostDataException
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from pydantic import field_validator
 
-from classroom.access import classes_for, get_class_for_user
+from classroom.access import get_class_for_user, get_live_session_for_user
 from classroom.inputs import Id, InputInvalid, refused_value
 from classroom.live import selectors
 from classroom.live.models import LiveEvent, LiveSession
@@ -90,13 +89,6 @@ class LiveOut(Schema):
     anomalies: list[dict[str, Any]]
 
 
-def _teacher_session(request: HttpRequest, session_id: int) -> LiveSession:
-    return get_object_or_404(
-        LiveSession.objects.filter(school_class__in=classes_for(request.auth)).select_related("school_class"),
-        pk=session_id,
-    )
-
-
 def _may_run(request: HttpRequest) -> None:
     if not request.auth.can_act_on_alerts:
         raise PermissionDenied("only the class's teachers and org admins start and end live sessions")
@@ -115,13 +107,15 @@ def start(request: HttpRequest, body: StartIn) -> Status:
 def end(request: HttpRequest, session_id: Id) -> dict[str, Any]:
     """End the live session (an ended one is answered as it is)."""
     _may_run(request)
-    return selectors.session_json(session_end(session=_teacher_session(request, session_id), by=request.auth))
+    return selectors.session_json(
+        session_end(session=get_live_session_for_user(request.auth, session_id), by=request.auth)
+    )
 
 
 @router.get("/sessions/{session_id}", response={200: LiveOut, **ERRORS})
 def live(request: HttpRequest, session_id: Id) -> dict[str, Any]:
     """The score now, its category and signals, the last 5 minutes of scores and the anomalies."""
-    return selectors.live_json(_teacher_session(request, session_id))
+    return selectors.live_json(get_live_session_for_user(request.auth, session_id))
 
 
 # The platform's side: signed requests, no token.

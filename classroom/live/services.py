@@ -194,10 +194,19 @@ def _presence(session: LiveSession, events: list[Event]) -> None:
 
 
 def events_expire(*, now: datetime | None = None) -> int:
-    """Delete raw events past LIVE_SIGNAL_RETENTION_HOURS (the ticks keep the class figures)."""
+    """Delete raw events past LIVE_SIGNAL_RETENTION_HOURS (the ticks keep the class figures), and
+    say how many in the audit log."""
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.LIVE_SIGNAL_RETENTION_HOURS)
-    deleted, _ = LiveEvent.objects.filter(received_at__lt=cutoff).delete()
+    with transaction.atomic():
+        deleted, _ = LiveEvent.objects.filter(received_at__lt=cutoff).delete()
+        if deleted:
+            record(
+                verb="live.events_expired",
+                actor_name=SYSTEM,
+                why=f"{deleted} raw live-session events past LIVE_SIGNAL_RETENTION_HOURS deleted",
+                details={"deleted": deleted, "before": cutoff.isoformat()},
+            )
     return deleted
 
 

@@ -21,33 +21,25 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
+from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from classroom.access import classes_for, get_class_for_user
+from classroom.access import get_class_for_user, get_live_session_for_user
 from classroom.live import selectors
-from classroom.live.models import LiveSession, LiveTick
+from classroom.live.models import LiveSession
 from classroom.live.services import LiveError, session_end, session_start
 from classroom.views import staff_required
 
 KEEPALIVE_SECONDS = 15
 
 
-def _session_for(request: HttpRequest, pk: int) -> LiveSession:
-    return get_object_or_404(
-        LiveSession.objects.filter(school_class__in=classes_for(request.user)).select_related(
-            "school_class", "organisation"
-        ),
-        pk=pk,
-    )
-
-
 @require_GET
 @staff_required
 def live_page(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _session_for(request, pk)
+    session = get_live_session_for_user(request.user, pk)
     context = {"live": selectors.dashboard(session), "session": session, "demo": settings.DEBUG}
     return render(request, "classroom/live/page.html", context)
 
@@ -56,14 +48,14 @@ def live_page(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def live_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The panel alone: what the page polls when the browser has no EventSource."""
-    session = _session_for(request, pk)
+    session = get_live_session_for_user(request.user, pk)
     return render(request, "classroom/live/_panel.html", {"live": selectors.dashboard(session)})
 
 
 @require_GET
 @staff_required
 def live_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
-    session = _session_for(request, pk)
+    session = get_live_session_for_user(request.user, pk)
     feed = _Feed(session.pk)
     content = _async_frames(feed) if isinstance(request, ASGIRequest) else _frames(feed)
     response = StreamingHttpResponse(content, content_type="text/event-stream")
@@ -94,7 +86,7 @@ def live_start(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def live_demo(request: HttpRequest, pk: int) -> HttpResponse:
     """The demo only (DEBUG): ask the platform simulator to play its live class into the session."""
-    session = _session_for(request, pk)
+    session = get_live_session_for_user(request.user, pk)
     if not settings.DEBUG or not request.user.can_act_on_alerts:
         raise PermissionDenied
     try:
@@ -122,7 +114,7 @@ def live_demo(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @staff_required
 def live_end(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _session_for(request, pk)
+    session = get_live_session_for_user(request.user, pk)
     if not request.user.can_act_on_alerts:
         raise PermissionDenied
     session_end(session=session, by=request.user)
@@ -141,10 +133,15 @@ class _Feed:
         self.quiet_since = time.monotonic()
 
     def frame(self) -> str:
-        """The next thing to send ("" for nothing yet). Two small queries while nothing changed."""
-        ticks = LiveTick.objects.filter(session_id=self.session_id).order_by("-at")
-        status = LiveSession.objects.filter(pk=self.session_id).values_list("status", flat=True).first()
-        state = (ticks.values_list("at", flat=True).first(), status)
+        """The next thing to send ("" for nothing yet). One small query while nothing changed."""
+        row = (
+            LiveSession.objects.filter(pk=self.session_id)
+            .annotate(latest=Max("ticks__at"))
+            .values_list("status", "latest")
+            .first()
+        )
+        status, latest = row or (None, None)  # a session deleted meanwhile ends the stream
+        state = (latest, status)
         if time.monotonic() >= self.ends_at or status != LiveSession.Status.LIVE:
             self.done = True
         if state != self.seen:

@@ -3,8 +3,6 @@ through the ingest and the tick, five seconds at a time."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,14 +15,11 @@ from classroom.live.api import parse_events
 from classroom.live.models import LiveAnomaly, LiveSession
 from classroom.live.services import session_start, signals_ingest, tick
 from classroom.platform.live_class import LiveClass, Phase
+from classroom.platform.live_player import sign
 
 SECRET = "test-live-secret"
 # On the 5-second tick grid, so that the class's seconds and the ticks line up.
 START = datetime(2026, 12, 4, 10, 0, 0, tzinfo=UTC)
-
-
-def signature(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def post_signed(
@@ -35,7 +30,7 @@ def post_signed(
         path,
         body,
         content_type="application/json",
-        HTTP_X_PLATFORM_SIGNATURE=signature(body, secret),
+        HTTP_X_PLATFORM_SIGNATURE=sign(body, secret),
         **headers,
     )
 

@@ -305,6 +305,9 @@ def test_raw_events_expire_after_the_retention(session, settings):
     )
     assert events_expire(now=START + timedelta(hours=25)) == 1
     assert list(LiveEvent.objects.values_list("event_id", flat=True)) == ["new"]
+    assert ActivityEvent.objects.get(verb="live.events_expired").details["deleted"] == 1
+    assert events_expire(now=START + timedelta(hours=25)) == 0
+    assert ActivityEvent.objects.filter(verb="live.events_expired").count() == 1
 
 
 # The tick

@@ -121,6 +121,10 @@ def redis_key(settings):
     try:
         client.ping()
     except redis.RedisError:
+        if os.environ.get("REDIS_TESTS_REQUIRED"):
+            pytest.fail(
+                f"REDIS_TESTS_REQUIRED is set but no Redis answers at {TEST_REDIS_URL}", pytrace=False
+            )
         pytest.skip(f"no Redis server answers at {TEST_REDIS_URL}")
     settings.REDIS_URL = TEST_REDIS_URL
     key = f"test:{uuid.uuid4().hex}"
