@@ -3,37 +3,33 @@ server-sent events that pushes the panel to the page on every tick, and the star
 session from the console.
 
 The stream sends the whole panel each time (so a tab that reconnects is whole again at once), as
-an event named `tick` that htmx's SSE extension swaps in. Under an ASGI server it is an async
-generator (no thread held per open tab); under WSGI (runserver, the demo) a plain one. Each
-stream ends after LIVE_STREAM_SECONDS or when the session ends, and the browser reconnects.
+an event named `tick` that htmx's SSE extension swaps in. Under an ASGI server it is the
+process's fan-out (`classroom.live.stream`: one query per poll for every open tab); under WSGI
+(runserver, the demo) a plain generator that polls for its own tab. Each stream ends after
+LIVE_STREAM_SECONDS or when the session ends, and the browser reconnects.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from classroom.access import get_class_for_user, get_live_session_for_user
-from classroom.live import selectors
+from classroom.live import selectors, stream
 from classroom.live.models import LiveSession
 from classroom.live.services import LiveError, session_end, session_start
+from classroom.live.stream import KEEPALIVE_SECONDS
 from classroom.views import staff_required
-
-KEEPALIVE_SECONDS = 15
 
 
 @require_GET
@@ -56,8 +52,8 @@ def live_panel(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def live_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     session = get_live_session_for_user(request.user, pk)
-    feed = _Feed(session.pk)
-    content = _async_frames(feed) if isinstance(request, ASGIRequest) else _frames(feed)
+    asgi = isinstance(request, ASGIRequest)
+    content = stream.frames(session.pk) if asgi else _frames(_Feed(session.pk))
     response = StreamingHttpResponse(content, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy in front must pass each event on at once
@@ -122,8 +118,9 @@ def live_end(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 class _Feed:
-    """One open tab's stream: the panel whenever a new tick or the session's end arrives, a
-    keep-alive comment otherwise, until LIVE_STREAM_SECONDS have passed or the session ended."""
+    """One open tab's stream under WSGI (a thread per tab there anyway): the panel whenever a new
+    tick or the session's end arrives, a keep-alive comment otherwise, until LIVE_STREAM_SECONDS
+    have passed or the session ended."""
 
     def __init__(self, session_id: int) -> None:
         self.session_id = session_id
@@ -134,22 +131,14 @@ class _Feed:
 
     def frame(self) -> str:
         """The next thing to send ("" for nothing yet). One small query while nothing changed."""
-        row = (
-            LiveSession.objects.filter(pk=self.session_id)
-            .annotate(latest=Max("ticks__at"))
-            .values_list("status", "latest")
-            .first()
-        )
-        status, latest = row or (None, None)  # a session deleted meanwhile ends the stream
-        state = (latest, status)
-        if time.monotonic() >= self.ends_at or status != LiveSession.Status.LIVE:
+        session = stream.sessions_by_id([self.session_id]).get(self.session_id)
+        state = stream.state_of(session)  # a session deleted meanwhile ends the stream
+        if time.monotonic() >= self.ends_at or state[1] != LiveSession.Status.LIVE:
             self.done = True
         if state != self.seen:
             self.seen = state
             self.quiet_since = time.monotonic()
-            session = LiveSession.objects.select_related("school_class").get(pk=self.session_id)
-            html = render_to_string("classroom/live/_panel.html", {"live": selectors.dashboard(session)})
-            return "event: tick\n" + "".join(f"data: {line}\n" for line in html.splitlines()) + "\n"
+            return "" if session is None else stream.panel_frame(session)
         if time.monotonic() - self.quiet_since >= KEEPALIVE_SECONDS:
             self.quiet_since = time.monotonic()
             return ": keep-alive\n\n"
@@ -167,19 +156,6 @@ def _frames(feed: _Feed) -> Iterator[str]:
                 time.sleep(settings.LIVE_STREAM_POLL_SECONDS)
     finally:
         _release()
-
-
-async def _async_frames(feed: _Feed) -> AsyncIterator[str]:
-    yield "retry: 2000\n\n"
-    try:
-        while not feed.done:
-            frame = await sync_to_async(feed.frame)()
-            if frame:
-                yield frame
-            if not feed.done:
-                await asyncio.sleep(settings.LIVE_STREAM_POLL_SECONDS)
-    finally:
-        await sync_to_async(_release)()
 
 
 def _release() -> None:
