@@ -154,6 +154,16 @@ def label_events(events: list[ActivityEvent]) -> None:
         event.class_name = classes.get(event.class_id, "")
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 EXPORT_COLUMNS = (
     "id",
     "occurred_at",

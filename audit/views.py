@@ -26,7 +26,6 @@ from audit.directory import Option, Reach, directory
 from audit.forms import ACTION_SUGGESTIONS, FilterForm
 from audit.services import failure_resolve, record
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_ROWS_PER_CHUNK = 500
 # The longest note a failure's resolution takes (the log keeps it as the event's rationale).
 NOTE_LIMIT = 500
@@ -117,13 +116,6 @@ def event_detail(request: HttpRequest, reach: Reach, pk: int) -> HttpResponse:
     return render(request, "audit/event_detail.html", context)
 
 
-def neutralise(value: Any) -> Any:
-    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def _csv_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
     """The CSV in pieces of CSV_ROWS_PER_CHUNK rows: one write to the client per piece, not per row."""
     buffer = io.StringIO()
@@ -142,10 +134,10 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return neutralise(json.dumps(value, sort_keys=True, ensure_ascii=False))
+        return selectors.neutralise(json.dumps(value, sort_keys=True, ensure_ascii=False))
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return neutralise(value)
+    return selectors.neutralise(value)
 
 
 @require_GET

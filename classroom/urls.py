@@ -22,4 +22,6 @@ urlpatterns = [
     path("live/<int:pk>/stream/", live.live_stream, name="live_stream"),
     path("live/<int:pk>/end/", live.live_end, name="live_end"),
     path("live/<int:pk>/demo/", live.live_demo, name="live_demo"),
+    path("live/<int:pk>/report/", live.live_report, name="live_report"),
+    path("live/<int:pk>/report.csv", live.live_report_csv, name="live_report_csv"),
 ]

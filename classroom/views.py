@@ -25,7 +25,8 @@ from classroom.access import (
     get_student_for_user,
     get_sync_run_for_user,
 )
-from classroom.models import Alert, LiveSession, SyncRun
+from classroom.live import selectors as live_selectors
+from classroom.models import Alert, SyncRun
 from classroom.platform.sync import sync_run_request, sync_student_if_stale
 from classroom.services import AlertStateError, alert_acknowledge, alert_resolve
 
@@ -100,12 +101,14 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _roster_context(request, reverse("classroom:class_detail", args=[pk]), query)
     if _wants_fragment(request):
         return render(request, "classroom/_roster.html", context)
+    live_sessions = live_selectors.class_sessions(school_class.pk)
     context |= {
         "school_class": school_class,
         "teachers": list(school_class.teachers.order_by("last_name")),
         "widgets": selectors.alert_widgets(request.user, class_id=school_class.pk),
         "sync": selectors.class_sync_status(school_class),
-        "live_session": school_class.live_sessions.filter(status=LiveSession.Status.LIVE).first(),
+        "live_sessions": live_sessions,
+        "live_session": next((s for s in live_sessions if s.is_live), None),
     }
     return render(request, "classroom/class_detail.html", context)
 

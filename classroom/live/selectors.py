@@ -6,16 +6,30 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
 
 from classroom.live.models import LiveAnomaly, LiveSession, LiveTick
 from classroom.live.score import category_of
 
 # The dashboard's chart: the last five minutes of ticks.
 HISTORY = timedelta(minutes=5)
+# The class page lists this many of the class's latest live sessions, each with its report.
+CLASS_SESSIONS = 10
 
 
 def moment(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def class_sessions(school_class_id: int) -> list[LiveSession]:
+    """The class's latest live sessions, newest first, each with `anomaly_count`: one query (a
+    class has at most one live, which is then the first)."""
+    return list(
+        LiveSession.objects.filter(school_class_id=school_class_id)
+        .annotate(anomaly_count=Count("anomalies"))
+        .order_by("-started_at")[:CLASS_SESSIONS]
+    )
 
 
 def session_json(session: LiveSession) -> dict[str, Any]:
@@ -69,7 +83,8 @@ def live_json(session: LiveSession) -> dict[str, Any]:
     }
 
 
-# The dashboard's chart: an inline SVG of the last five minutes, drawn on the server.
+# The charts (the live page's last five minutes, the session report's whole session): an inline
+# SVG drawn on the server.
 CHART_WIDTH, CHART_HEIGHT = 600, 160
 CRITICAL_LINE = 30
 
@@ -91,30 +106,38 @@ def dashboard(session: LiveSession, *, now: datetime | None = None) -> dict[str,
         "score": state["score"],
         "category": state["category"],
         "signals": state["signals"],
-        "chart": _chart(ticks, anomalies, start),
+        "chart": score_chart(ticks, anomalies, start=start, span=HISTORY),
         "anomalies": anomalies,
         "last_tick": end if ticks else None,
     }
 
 
-def _x(at: datetime, start: datetime) -> float:
-    return round((at - start).total_seconds() / HISTORY.total_seconds() * CHART_WIDTH, 1)
+def _x(at: datetime, start: datetime, span: timedelta) -> float:
+    return round((at - start).total_seconds() / span.total_seconds() * CHART_WIDTH, 1)
 
 
 def _y(score: float) -> float:
     return round(CHART_HEIGHT - score / 100 * CHART_HEIGHT, 1)
 
 
-def _chart(
-    ticks: list[tuple[datetime, float]], anomalies: list[LiveAnomaly], start: datetime
+def score_chart(
+    ticks: list[tuple[datetime, float]],
+    anomalies: list[dict[str, Any]],
+    *,
+    start: datetime,
+    span: timedelta,
 ) -> dict[str, Any]:
+    """An inline SVG's parts for the scores `ticks` (time, score) from `start` over `span`: the
+    area under the line in segments coloured by level, the line, the critical line, and a mark per
+    anomaly (a dict with `at`, `severity` and `label`) on the score nearest its time. The live
+    page draws the last five minutes; the session report the whole session."""
     categories = settings.LIVE_SCORE["categories"]
     segments = []
     for (at_a, score_a), (at_b, score_b) in zip(ticks, ticks[1:], strict=False):
-        xa, xb = _x(at_a, start), _x(at_b, start)
+        xa, xb = _x(at_a, start, span), _x(at_b, start, span)
         points = f"{xa},{CHART_HEIGHT} {xa},{_y(score_a)} {xb},{_y(score_b)} {xb},{CHART_HEIGHT}"
         segments.append({"points": points, "level": category_of(score_b, categories)})
-    line = " ".join(f"{_x(at, start)},{_y(score)}" for at, score in ticks)
+    line = " ".join(f"{_x(at, start, span)},{_y(score)}" for at, score in ticks)
     marks = []
     for anomaly in anomalies:
         at, severity = anomaly["at"], anomaly["severity"].lower()
@@ -123,10 +146,10 @@ def _chart(
         nearest = min(ticks, key=lambda tick: abs((tick[0] - at).total_seconds()), default=None)
         marks.append(
             {
-                "x": _x(at, start),
+                "x": _x(at, start, span),
                 "y": _y(nearest[1]) if nearest else CHART_HEIGHT / 2,
                 "severity": severity,
-                "title": f"{anomaly['label']} ({severity}) at {at:%H:%M:%S}",
+                "title": f"{anomaly['label']} ({severity}) at {timezone.localtime(at):%H:%M:%S}",
             }
         )
     return {

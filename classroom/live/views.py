@@ -25,7 +25,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from classroom.access import get_class_for_user, get_live_session_for_user
-from classroom.live import selectors, stream
+from classroom.live import reports, selectors, stream
 from classroom.live.models import LiveSession
 from classroom.live.services import LiveError, session_end, session_start
 from classroom.live.stream import KEEPALIVE_SECONDS
@@ -164,3 +164,31 @@ def _release() -> None:
     thread; inside a transaction (a test's) it is not the stream's to close."""
     if not connection.in_atomic_block:
         connection.close()
+
+
+@require_GET
+@staff_required
+def live_report(request: HttpRequest, pk: int) -> HttpResponse:
+    """The session report: the whole session's score, time in each category and anomalies."""
+    session = get_live_session_for_user(request.user, pk)
+    return render(request, "classroom/live/report.html", {"report": reports.report(session)})
+
+
+@require_GET
+@staff_required
+def live_report_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    """The report's data as CSV: the ticks, or with `?part=anomalies` the anomalies.
+
+    Two files rather than two sections in one: a spreadsheet sorts, filters, charts and pivots a
+    file as one table under one header row, and a second header in the middle of the column
+    breaks all of that (and pandas' or Excel's import); each part keeps its own columns whole."""
+    session = get_live_session_for_user(request.user, pk)
+    part = request.GET.get("part", "ticks")
+    if part not in reports.CSV_PARTS:
+        return HttpResponse("part: is ticks or anomalies\n", status=400, content_type="text/plain")
+    reports.report_export(session=session, part=part, by=request.user)
+    rows = reports.tick_rows(session) if part == "ticks" else reports.anomaly_rows(session)
+    content = reports.csv_chunks(reports.CSV_PARTS[part], rows)
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="live-session-{session.pk}-{part}.csv"'
+    return response
