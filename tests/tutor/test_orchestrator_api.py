@@ -347,8 +347,9 @@ def test_a_bad_completion_is_a_400_naming_the_field(client, learner, change, fie
 def test_low_confidence_in_day_done_counts_toward_the_teachers_alert(client, learner, settings):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     history(learner, days=2, completed=False)
-    # Two earlier low days from the learner app, then today's: three in a row.
-    today = timezone.localdate()
+    # Two earlier low days from the learner app, then today's: three in a row, on the learner's
+    # calendar (New York's, a day behind UTC's for five hours a night).
+    today = timezone.localtime(timezone.now(), LearnerIntent.objects.get(student=learner.student).tz).date()
     for back in (2, 1):
         LearnerCheckIn.objects.create(
             student=learner.student,
@@ -358,7 +359,7 @@ def test_low_confidence_in_day_done_counts_toward_the_teachers_alert(client, lea
         )
     session_id = _run(client, learner, day=3).json()["session_id"]
     assert _done(client, learner, session_id, confidence=3).status_code == 200
-    assert LearnerCheckIn.objects.get(student=learner.student, date=timezone.localdate()).confidence == 2
+    assert LearnerCheckIn.objects.get(student=learner.student, date=today).confidence == 2
     alerts_recompute(organisation=learner.student.organisation, student_ids=[learner.student.pk])
     alert = Alert.objects.get(student=learner.student, kind=Alert.Kind.LOW_CONFIDENCE_STREAK)
     assert alert.metrics["streak_days"] == 3

@@ -16,7 +16,7 @@ request's thread; remote ones run on threads meanwhile.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from django.utils import timezone
@@ -45,9 +45,11 @@ def review_rating(confidence: int) -> Rating:
     return Rating.Good if confidence <= 8 else Rating.Easy
 
 
-def reviews_due(student: Student, objective_ids: list[str], on: date) -> list[dict[str, Any]]:
+def reviews_due(student: Student, objective_ids: list[str], on: date, tz: tzinfo) -> list[dict[str, Any]]:
     """Each objective the learner has practised, with when FSRS next asks for it: the learner's
-    completed days that covered it, replayed in order with their confidence. Due first."""
+    completed days that covered it, replayed in order with their confidence. Due first. Due on
+    `on` means by the end of that day on the learner's clock (`tz`), not UTC's: a learner in New
+    York who finishes at 9 pm is asked again the next evening, not two days on."""
     cards: dict[str, Card] = {}
     completed = (
         DailySession.objects.filter(student=student, completed_at__isnull=False, confidence__isnull=False)
@@ -61,9 +63,13 @@ def reviews_due(student: Student, objective_ids: list[str], on: date) -> list[di
                 cards[objective_id], _ = _SCHEDULER.review_card(
                     card, review_rating(confidence), review_datetime=completed_at
                 )
-    end_of_day = datetime.combine(on, datetime.max.time(), tzinfo=UTC)
+    end_of_day = datetime.combine(on, datetime.max.time(), tzinfo=tz)
     due = [
-        {"objective_id": objective_id, "due_on": card.due.date().isoformat(), "due": card.due <= end_of_day}
+        {
+            "objective_id": objective_id,
+            "due_on": card.due.astimezone(tz).date().isoformat(),
+            "due": card.due <= end_of_day,
+        }
         for objective_id, card in cards.items()
     ]
     return sorted(due, key=lambda item: item["due_on"])
@@ -87,7 +93,7 @@ def clo(student: Student, intent: LearnerIntent, request: AgentRequest) -> dict[
         "curricula": [{"code": code, "title": titles.get(code, code)} for code in document["curricula"]],
         "milestones": [m for m in document["milestones"] if m["due"] >= request.date][:5],
         "weekly_minutes": document["pacing"]["weekly_minutes"],
-        "reviews": reviews_due(student, [o["id"] for o in objectives], on),
+        "reviews": reviews_due(student, [o["id"] for o in objectives], on, intent.tz),
     }
 
 
