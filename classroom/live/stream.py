@@ -73,7 +73,10 @@ def release() -> None:
         connection.close_if_unusable_or_obsolete()
 
 
-def _close_connection() -> None:
+def close_connection() -> None:
+    """A stream outlives its request: give its database connection back now, in the thread that
+    used it, not when the server next recycles that thread; inside a transaction (a test's) it is
+    not the stream's to close."""
     if not connection.in_atomic_block:
         connection.close()
 
@@ -178,7 +181,7 @@ async def frames(session_id: int) -> AsyncIterator[str]:
     LIVE_STREAM_SECONDS have passed (the browser then reconnects) or the session ended."""
     # The access check opened a connection in the request's thread, which Django's ASGI handler
     # keeps (idle) until the response ends: give it back now, not when the tab closes.
-    await sync_to_async(_close_connection)()
+    await sync_to_async(close_connection)()
     yield "retry: 2000\n\n"
     fan_out = hub()
     queue = fan_out.subscribe(session_id)

@@ -19,7 +19,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -155,15 +154,7 @@ def _frames(feed: _Feed) -> Iterator[str]:
             if not feed.done:
                 time.sleep(settings.LIVE_STREAM_POLL_SECONDS)
     finally:
-        _release()
-
-
-def _release() -> None:
-    """A stream outlives its request: give its database connection back when it ends (or when
-    the tab goes away), in the thread that used it, not when the server next recycles that
-    thread; inside a transaction (a test's) it is not the stream's to close."""
-    if not connection.in_atomic_block:
-        connection.close()
+        stream.close_connection()  # when it ends, or when the tab goes away
 
 
 @require_GET
